@@ -18,7 +18,7 @@ from pathlib import Path
 from typing import Any
 
 import torch
-from safetensors import SafetensorsError
+from safetensors import SafetensorError
 from safetensors.torch import load as st_load
 from safetensors.torch import save as st_save
 
@@ -152,7 +152,7 @@ def load_checkpoint(path: str | Path) -> Checkpoint:
         )
     try:
         tensors = st_load(blob)
-    except (SafetensorsError, ValueError, RuntimeError) as e:
+    except (SafetensorError, ValueError, RuntimeError) as e:
         raise CheckpointError(f"{weights} is not a valid safetensors file ({e})") from None
     return Checkpoint(meta, tensors, json_path)
 

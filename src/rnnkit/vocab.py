@@ -7,6 +7,7 @@ table maps them to ids, so no Python loop runs per character.
 
 from __future__ import annotations
 
+import codecs
 import json
 import re
 from collections import Counter
@@ -23,8 +24,8 @@ UNKNOWN_WORD = "<unk>"
 # Words are runs of word characters, single punctuation marks, or newlines; spaces are
 # implied between tokens and put back by decode().
 WORD_PATTERN = re.compile(r"\w+|[^\w\s]|\n")
-_NO_SPACE_BEFORE = set(".,;:!?)]}'\"%\n")
-_NO_SPACE_AFTER = set("([{\n\"'")
+_NO_SPACE_BEFORE = set(".,;:!?)]}'%\n")
+_NO_SPACE_AFTER = set("([{\n'")
 
 
 @dataclass
@@ -111,12 +112,18 @@ class Vocab:
         return [repr(chr(int(c))) for c in codes]
 
     def decode(self, ids: Iterable[int]) -> str:
+        ids = [int(i) for i in ids]
         toks = [self.tokens[int(i) - 1] for i in ids]
         if self.kind == "bytes":
             return bytes(byte_of_token(t) for t in toks).decode("utf-8", errors="replace")
         if self.kind == "word":
-            return join_words(toks)
+            dec = self.decoder()
+            return "".join(dec.feed(i) for i in ids)
         return "".join(toks)
+
+    def decoder(self) -> "StreamDecoder":
+        """Turns ids into text one at a time, for streaming output."""
+        return StreamDecoder(self)
 
     # ---- torch-rnn JSON -------------------------------------------------------------
     def to_json_dict(self) -> dict:
@@ -164,6 +171,32 @@ class UnknownTokensError(RnnkitError):
         super().__init__("characters the vocabulary does not have: " + ", ".join(shown[:10]) + more)
 
 
+class StreamDecoder:
+    def __init__(self, vocab: Vocab):
+        self.vocab = vocab
+        self.prev = "\n"
+        self.quote_open = False
+        self._bytes = codecs.getincrementaldecoder("utf-8")(errors="replace")
+
+    def feed(self, token_id: int) -> str:
+        tok = self.vocab.tokens[int(token_id) - 1]
+        if self.vocab.kind == "bytes":
+            return self._bytes.decode(bytes([byte_of_token(tok)]))
+        if self.vocab.kind == "word":
+            space = tok[0] not in _NO_SPACE_BEFORE and self.prev[-1] not in _NO_SPACE_AFTER
+            if tok == '"':  # alternate opening and closing quotes
+                space = space and not self.quote_open
+                self.quote_open = not self.quote_open
+            elif self.prev == '"' and self.quote_open:
+                space = False
+            self.prev = tok
+            return (" " + tok) if space else tok
+        return tok
+
+    def flush(self) -> str:
+        return self._bytes.decode(b"", final=True) if self.vocab.kind == "bytes" else ""
+
+
 def token_of_byte(b: int) -> str:
     """torch-rnn's bytes mode writes bytes above 127 as "[N]" in its JSON."""
     return chr(b) if b < 128 else f"[{b}]"
@@ -177,15 +210,3 @@ def byte_of_token(token: str) -> int:
 
 def _is_byte_token(token: str) -> bool:
     return len(token) > 2 and token[0] == "[" and token[-1] == "]" and token[1:-1].isdigit()
-
-
-def join_words(words: list[str]) -> str:
-    """Re-join word tokens: a space between words, none around punctuation or newlines."""
-    out: list[str] = []
-    prev = "\n"
-    for w in words:
-        if out and w[0] not in _NO_SPACE_BEFORE and prev[-1] not in _NO_SPACE_AFTER:
-            out.append(" ")
-        out.append(w)
-        prev = w
-    return "".join(out)

@@ -1,0 +1,339 @@
+"""`rnnkit serve`: a JSON API and a one-page web app for a trained model (Starlette + uvicorn).
+
+    GET  /                 the web page (static/index.html)
+    GET  /health           {"status": "ok"}
+    GET  /model            the model's description and the server's limits
+    POST /generate         {"start_text": ..., "length": ...} -> {"samples": [...]}
+    POST /generate/stream  the same body -> text/event-stream of {"text": piece} events
+
+Sampling is CPU-bound torch code, so it runs in worker threads; the event loop only parses
+requests and moves text. At most `max_concurrent` generations run at once; more get 429.
+"""
+
+from __future__ import annotations
+
+import copy
+import ipaddress
+import json
+import math
+import socket
+import sys
+from dataclasses import asdict, dataclass
+from importlib import resources
+from typing import Any, AsyncIterator
+
+from starlette.applications import Starlette
+from starlette.concurrency import run_in_threadpool
+from starlette.exceptions import HTTPException
+from starlette.requests import Request
+from starlette.responses import HTMLResponse, JSONResponse, Response, StreamingResponse
+from starlette.routing import Route
+
+from .errors import ConfigError, RnnkitError
+from .sampling import Generator, SampleOptions
+from .vocab import UnknownTokensError
+
+MAX_BODY_BYTES = 64 * 1024
+
+
+@dataclass(frozen=True)
+class Limits:
+    max_length: int = 2000  # tokens per sample
+    max_concurrent: int = 4  # generations running at once
+    max_samples: int = 8  # num_samples per request
+    max_start_chars: int = 10_000
+
+
+class ApiError(Exception):
+    def __init__(self, status: int, message: str, field: str | None = None):
+        super().__init__(message)
+        self.status, self.message, self.field = status, message, field
+
+    def response(self) -> JSONResponse:
+        body = {"error": self.message} if self.field is None else {"error": self.message, "field": self.field}
+        return JSONResponse(body, status_code=self.status)
+
+
+class Slots:
+    """A non-blocking counter of running generations (touched only on the event loop)."""
+
+    def __init__(self, limit: int):
+        self.limit, self.in_use = limit, 0
+
+    def try_acquire(self) -> bool:
+        if self.in_use >= self.limit:
+            return False
+        self.in_use += 1
+        return True
+
+    def release(self) -> None:
+        self.in_use -= 1
+
+
+def create_app(generator: Generator, **limits: Any) -> Starlette:
+    """The ASGI app. Keyword arguments override Limits fields (max_length, max_concurrent, ...)."""
+    lim = Limits(**limits)
+    for name, value in asdict(lim).items():
+        if not isinstance(value, int) or value < 1:
+            raise ConfigError(f"--{name} must be a positive whole number, got {value}")
+    slots = Slots(lim.max_concurrent)
+    page = (resources.files("rnnkit") / "static" / "index.html").read_text(encoding="utf-8")
+    model_info = dict(generator.describe(), limits=asdict(lim))
+
+    async def index(request: Request) -> Response:
+        return HTMLResponse(page)
+
+    async def health(request: Request) -> Response:
+        return JSONResponse({"status": "ok", "busy": slots.in_use, "max_concurrent": lim.max_concurrent})
+
+    async def model(request: Request) -> Response:
+        return JSONResponse(model_info)
+
+    async def generate(request: Request) -> Response:
+        opts = parse_options(await read_json(request), lim, generator, stream=False)
+        if not slots.try_acquire():
+            return busy(lim)
+        try:
+            # a shallow copy per request: Generator keeps per-call RNG state on itself
+            samples = await run_in_threadpool(copy.copy(generator).generate, opts)
+        finally:
+            slots.release()
+        return JSONResponse({"samples": samples})
+
+    async def generate_stream(request: Request) -> Response:
+        opts = parse_options(await read_json(request), lim, generator, stream=True)
+        if not slots.try_acquire():
+            return busy(lim)
+        return SlotStreamingResponse(
+            sse_events(copy.copy(generator), opts),
+            slots,
+            media_type="text/event-stream",
+            headers={"Cache-Control": "no-cache", "X-Accel-Buffering": "no"},
+        )
+
+    async def api_error(request: Request, exc: ApiError) -> Response:
+        return exc.response()
+
+    async def http_error(request: Request, exc: HTTPException) -> Response:
+        return JSONResponse({"error": str(exc.detail)}, status_code=exc.status_code, headers=exc.headers)
+
+    async def internal_error(request: Request, exc: Exception) -> Response:
+        return JSONResponse({"error": f"internal error: {type(exc).__name__}"}, status_code=500)
+
+    routes = [
+        Route("/", index),
+        Route("/health", health),
+        Route("/model", model),
+        Route("/generate", generate, methods=["POST"]),
+        Route("/generate/stream", generate_stream, methods=["POST"]),
+    ]
+    handlers = {ApiError: api_error, HTTPException: http_error, Exception: internal_error}
+    return Starlette(routes=routes, exception_handlers=handlers)
+
+
+def busy(lim: Limits) -> JSONResponse:
+    return JSONResponse(
+        {"error": f"busy: {lim.max_concurrent} generations are already running; try again shortly"},
+        status_code=429,
+        headers={"Retry-After": "1"},
+    )
+
+
+# ---- request bodies ------------------------------------------------------------------------
+async def read_json(request: Request) -> dict:
+    declared = request.headers.get("content-length", "")
+    if declared.isdigit() and int(declared) > MAX_BODY_BYTES:
+        raise ApiError(413, f"request body over {MAX_BODY_BYTES} bytes")
+    raw = await request.body()
+    if len(raw) > MAX_BODY_BYTES:
+        raise ApiError(413, f"request body over {MAX_BODY_BYTES} bytes")
+    try:
+        body = json.loads(raw or b"{}", parse_constant=_reject_constant)
+    except (ValueError, UnicodeDecodeError) as e:
+        raise ApiError(400, f"the body is not valid JSON ({e})") from None
+    if not isinstance(body, dict):
+        raise ApiError(400, "the body must be a JSON object such as {\"start_text\": \"The \", \"length\": 200}")
+    return body
+
+
+def _reject_constant(name: str):
+    raise ValueError(f"{name} is not allowed")
+
+
+def parse_options(body: dict, lim: Limits, generator: Generator, stream: bool) -> SampleOptions:
+    """SampleOptions from a request body; every field is type- and range-checked (400 names it)."""
+    for name in body:
+        if name not in FIELDS:
+            raise ApiError(400, f"unknown field {name!r}; known fields: {', '.join(FIELDS)}", name)
+    if stream and body.get("num_samples") not in (None, 1):
+        raise ApiError(400, "a stream carries one sample; use POST /generate for num_samples over 1", "num_samples")
+    f = Fields(body)
+    values = dict(
+        start_text=f.text("start_text", "", lim.max_start_chars),
+        length=f.integer("length", 200, 0, lim.max_length),
+        temperature=f.number("temperature", 1.0, 0.0, 10.0, open_low=True),
+        top_k=f.integer("top_k", None, 1, 1_000_000),
+        top_p=f.number("top_p", None, 0.0, 1.0, open_low=True),
+        seed=f.integer("seed", None, 0, 2**63 - 1),
+        num_samples=f.integer("num_samples", 1, 1, 1 if stream else lim.max_samples),
+        sample=f.boolean("sample", True),
+        stop_at=f.text("stop_at", None, 100),
+        skip_unknown=f.boolean("skip_unknown", False),
+    )
+    try:
+        opts = SampleOptions(**values)
+    except RnnkitError as e:  # a combination SampleOptions refuses
+        raise ApiError(400, str(e)) from None
+    if opts.start_text and not opts.skip_unknown:
+        try:  # fail now with a 400, not halfway through a stream
+            generator.vocab.encode(opts.start_text)
+        except UnknownTokensError as e:
+            raise ApiError(400, f"start_text has {e}; remove them or send \"skip_unknown\": true", "start_text")
+    return opts
+
+
+FIELDS = ("start_text", "length", "temperature", "top_k", "top_p", "seed", "num_samples", "sample", "stop_at",
+          "skip_unknown")
+
+
+class Fields:
+    """Typed reads of optional JSON fields; JSON null means the default."""
+
+    def __init__(self, body: dict):
+        self.body = body
+
+    def _get(self, name: str, default):
+        value = self.body.get(name)
+        return (True, default) if value is None else (False, value)
+
+    def integer(self, name: str, default, lo: int, hi: int):
+        missing, v = self._get(name, default)
+        if missing:
+            return v
+        if isinstance(v, bool) or not isinstance(v, int):
+            raise ApiError(400, f"{name} must be a whole number, got {json.dumps(v)[:40]}", name)
+        if not lo <= v <= hi:
+            raise ApiError(400, f"{name} must be between {lo} and {hi}, got {v}", name)
+        return v
+
+    def number(self, name: str, default, lo: float, hi: float, open_low: bool = False):
+        missing, v = self._get(name, default)
+        if missing:
+            return v
+        if isinstance(v, bool) or not isinstance(v, (int, float)) or not math.isfinite(v):
+            raise ApiError(400, f"{name} must be a number, got {json.dumps(v)[:40]}", name)
+        if not (lo < v if open_low else lo <= v) or v > hi:
+            low = f"over {lo}" if open_low else f"at least {lo}"
+            raise ApiError(400, f"{name} must be {low} and at most {hi}, got {v}", name)
+        return float(v)
+
+    def boolean(self, name: str, default: bool) -> bool:
+        missing, v = self._get(name, default)
+        if not missing and not isinstance(v, bool):
+            raise ApiError(400, f"{name} must be true or false, got {json.dumps(v)[:40]}", name)
+        return v
+
+    def text(self, name: str, default, max_chars: int):
+        missing, v = self._get(name, default)
+        if missing:
+            return v
+        if not isinstance(v, str):
+            raise ApiError(400, f"{name} must be a string, got {json.dumps(v)[:40]}", name)
+        if len(v) > max_chars:
+            raise ApiError(400, f"{name} must be at most {max_chars} characters, got {len(v)}", name)
+        return v
+
+
+# ---- streaming -----------------------------------------------------------------------------
+def sse(data: dict, event: str | None = None) -> str:
+    head = f"event: {event}\n" if event else ""
+    return f"{head}data: {json.dumps(data)}\n\n"
+
+
+async def sse_events(generator: Generator, opts: SampleOptions) -> AsyncIterator[str]:
+    """Server-sent events: {"text": piece} per piece, then a "done" (or "error") event."""
+    pieces = generator.stream(opts)
+    chars = 0
+    try:
+        while True:
+            piece = await run_in_threadpool(next, pieces, None)
+            if piece is None:
+                break
+            chars += len(piece)
+            yield sse({"text": piece})
+        yield sse({"chars": chars}, "done")
+    except RnnkitError as e:
+        yield sse({"error": str(e)}, "error")
+    finally:
+        pieces.close()  # the worker thread has returned: to_thread waits for it on cancel
+
+
+class SlotStreamingResponse(StreamingResponse):
+    """Frees its generation slot however the response ends: done, error or disconnect."""
+
+    def __init__(self, content, slots: Slots, **kwargs):
+        super().__init__(content, **kwargs)
+        self._slots, self._held = slots, True
+
+    async def __call__(self, scope, receive, send) -> None:
+        try:
+            await super().__call__(scope, receive, send)
+        finally:
+            if self._held:
+                self._held = False
+                self._slots.release()
+            await self.body_iterator.aclose()
+
+
+# ---- running it ----------------------------------------------------------------------------
+def serve(
+    checkpoint: str,
+    host: str = "127.0.0.1",
+    port: int = 8000,
+    device: str | None = "auto",
+    log_level: str = "info",
+    **limits: Any,
+) -> None:
+    """Load a checkpoint (or run folder) and serve it until Ctrl+C. Port 0 picks a free port."""
+    import uvicorn  # imported here so the rest of rnnkit does not need it
+
+    generator = Generator.load(checkpoint, device)
+    app = create_app(generator, **limits)
+    sock = bind(host, port)
+    bound_port = sock.getsockname()[1]
+    shown = f"[{host}]" if ":" in host else host
+    if not _is_loopback(host):
+        print(f"rnnkit: warning: listening on {host}, reachable from other machines; there is no login",
+              file=sys.stderr)
+    print(f"rnnkit: serving {generator.meta.get('checkpoint_path')} at http://{shown}:{bound_port}/ "
+          "(Ctrl+C to stop)", file=sys.stderr, flush=True)
+    config = uvicorn.Config(app, log_level=log_level, timeout_graceful_shutdown=3)
+    uvicorn.Server(config).run(sockets=[sock])
+
+
+def bind(host: str, port: int) -> socket.socket:
+    if not 0 <= port <= 65535:
+        raise ConfigError(f"--port must be between 0 and 65535, got {port}")
+    try:
+        family, _, _, _, addr = socket.getaddrinfo(host, port, type=socket.SOCK_STREAM)[0]
+    except socket.gaierror as e:
+        raise ConfigError(f"--host {host!r} is not an address this machine can listen on ({e.strerror})") from None
+    sock = socket.socket(family, socket.SOCK_STREAM)
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    try:
+        sock.bind(addr)
+    except OSError as e:
+        sock.close()
+        raise RnnkitError(f"cannot listen on {host}:{port} ({e.strerror}); pick another --port") from None
+    sock.listen(2048)
+    sock.set_inheritable(True)
+    return sock
+
+
+def _is_loopback(host: str) -> bool:
+    if host == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return False
