@@ -1,0 +1,95 @@
+import json
+
+import h5py
+import numpy as np
+import pytest
+
+from rnnkit.corpus import preprocess
+from rnnkit.errors import InputFileError
+from rnnkit.vocab import Vocab
+
+
+def test_layout_matches_torch_rnn(tmp_path, small_corpus):
+    stats = preprocess(input_txt=[str(small_corpus)], output_h5=str(tmp_path / "c.h5"),
+                       output_json=str(tmp_path / "c.json"), quiet=True)
+    text = small_corpus.read_text(encoding="utf-8")
+    with h5py.File(tmp_path / "c.h5", "r") as f:
+        assert set(f.keys()) == {"train", "val", "test"}
+        train, val, test = (f[k][()] for k in ("train", "val", "test"))
+    assert train.dtype == np.uint8 and train.ndim == 1
+    assert len(val) == int(0.1 * len(text)) and len(test) == int(0.1 * len(text))
+    assert len(train) + len(val) + len(test) == len(text) == stats.total_tokens
+    data = json.loads((tmp_path / "c.json").read_text(encoding="utf-8"))
+    idx_to_token = data["idx_to_token"]
+    assert set(idx_to_token) == {str(i) for i in range(1, len(idx_to_token) + 1)}  # 1-based
+    assert all(data["token_to_idx"][tok] == int(i) for i, tok in idx_to_token.items())
+    decoded = "".join(idx_to_token[str(i)] for i in np.concatenate([train, val, test]))
+    assert decoded == text  # train, then val, then test, in file order
+
+
+def test_report_printed_like_torch_rnn(tmp_path, small_corpus, capsys):
+    preprocess(input_txt=[str(small_corpus)], output_h5=str(tmp_path / "c.h5"), output_json=str(tmp_path / "c.json"))
+    out = capsys.readouterr().out
+    assert "Total vocabulary size:" in out and "Total tokens in file: 100000" in out
+    assert "  Training size: 80000" in out and "  Val size: 10000" in out
+
+
+def test_folder_and_several_files(tmp_path):
+    folder = tmp_path / "docs"
+    folder.mkdir()
+    (folder / "b.txt").write_text("second\n")
+    (folder / "a.txt").write_text("first\n")
+    stats = preprocess(input_txt=[str(folder)], output_h5=str(tmp_path / "c.h5"),
+                       output_json=str(tmp_path / "c.json"), quiet=True, val_frac=0, test_frac=0)
+    v = Vocab.load(tmp_path / "c.json")
+    with h5py.File(tmp_path / "c.h5") as f:
+        assert v.decode(f["train"][()]) == "first\nsecond\n"
+    assert len(stats.sources) == 2
+
+
+def test_reuse_vocab_and_reject_new_characters(tmp_path):
+    (tmp_path / "old.txt").write_text("abcabc")
+    (tmp_path / "new.txt").write_text("cab")
+    (tmp_path / "bad.txt").write_text("cabz")
+    preprocess(input_txt=[str(tmp_path / "old.txt")], output_h5=str(tmp_path / "o.h5"),
+               output_json=str(tmp_path / "o.json"), quiet=True, val_frac=0, test_frac=0)
+    preprocess(input_txt=[str(tmp_path / "new.txt")], output_h5=str(tmp_path / "n.h5"),
+               output_json=str(tmp_path / "n.json"), vocab=str(tmp_path / "o.json"), quiet=True, val_frac=0, test_frac=0)
+    assert Vocab.load(tmp_path / "n.json").tokens == Vocab.load(tmp_path / "o.json").tokens
+    with h5py.File(tmp_path / "n.h5") as f:
+        assert list(f["train"][()]) == [3, 1, 2]
+    with pytest.raises(InputFileError, match="'z'"):
+        preprocess(input_txt=[str(tmp_path / "bad.txt")], output_h5=str(tmp_path / "b.h5"),
+                   output_json=str(tmp_path / "b.json"), vocab=str(tmp_path / "o.json"), quiet=True)
+
+
+def test_streams_across_chunk_boundaries(tmp_path, monkeypatch):
+    import rnnkit.corpus as corpus
+
+    monkeypatch.setattr(corpus, "CHUNK_BYTES", 7)  # cut multi-byte characters and words
+    text = "héllo wörld ✓ the end\n" * 20
+    (tmp_path / "t.txt").write_text(text, encoding="utf-8")
+    for tokens in ("char", "word"):
+        preprocess(input_txt=[str(tmp_path / "t.txt")], output_h5=str(tmp_path / "t.h5"), tokens=tokens,
+                   output_json=str(tmp_path / "t.json"), quiet=True, val_frac=0, test_frac=0)
+        v = Vocab.load(tmp_path / "t.json")
+        with h5py.File(tmp_path / "t.h5") as f:
+            decoded = v.decode(f["train"][()])
+        assert decoded == text
+
+
+def test_bytes_encoding(tmp_path):
+    raw = "caf\u00e9\n".encode("utf-8") + b"\xff\xfe"
+    (tmp_path / "b.bin").write_bytes(raw)
+    preprocess(input_txt=[str(tmp_path / "b.bin")], output_h5=str(tmp_path / "b.h5"),
+               output_json=str(tmp_path / "b.json"), encoding="bytes", quiet=True, val_frac=0, test_frac=0)
+    v = Vocab.load(tmp_path / "b.json")
+    assert v.kind == "bytes" and len(v) == len(set(raw))
+    with h5py.File(tmp_path / "b.h5") as f:
+        assert bytes(int(v.tokens[i - 1][1:-1]) if len(v.tokens[i - 1]) > 1 else ord(v.tokens[i - 1]) for i in f["train"][()]) == raw
+
+
+def test_invalid_utf8_suggests_bytes(tmp_path):
+    (tmp_path / "x.txt").write_bytes(b"ok\xff\xfe")
+    with pytest.raises(InputFileError, match="--encoding bytes"):
+        preprocess(input_txt=[str(tmp_path / "x.txt")], output_h5=str(tmp_path / "x.h5"), output_json=str(tmp_path / "x.json"))
