@@ -32,6 +32,7 @@ def _preprocess_parser(sub) -> None:
     flag(p, "vocab", default=None, help="reuse this JSON's vocabulary (to continue training on new text)")
     flag(p, "max_vocab", type=int, default=10000, help="word mode: keep this many words (default 10000)")
     flag(p, "quiet", action="store_true")
+    flag(p, "force", action="store_true", help="replace output files even if an earlier preprocess did not write them")
     p.set_defaults(func=run_preprocess)
 
 
@@ -41,7 +42,7 @@ def run_preprocess(args) -> int:
     preprocess(PreprocessConfig(
         input_txt=args.input_txt, output_h5=args.output_h5, output_json=args.output_json,
         val_frac=args.val_frac, test_frac=args.test_frac, encoding=args.encoding,
-        tokens=args.tokens, vocab=args.vocab, max_vocab=args.max_vocab, quiet=args.quiet,
+        tokens=args.tokens, vocab=args.vocab, max_vocab=args.max_vocab, quiet=args.quiet, force=args.force,
     ))
     return 0
 
@@ -108,7 +109,7 @@ TRAIN_OPTIONS = (
     "input_h5 input_json batch_size seq_length init_from reset_iterations model_type wordvec_size rnn_size "
     "num_layers dropout batchnorm max_epochs max_iters learning_rate grad_clip lr_decay_every lr_decay_factor "
     "weight_decay early_stopping print_every checkpoint_every checkpoint_name force quiet progress speed_benchmark "
-    "memory_benchmark device gpu amp seed threads"
+    "memory_benchmark tensorboard device gpu amp seed threads"
 ).split()
 
 
@@ -146,7 +147,9 @@ def run_train(args) -> int:
 
     cfg = train_config_from_args(args, _explicit_flags(sys.argv[1:]))
     result = train(cfg)
-    if cfg.quiet:
+    from .distributed import rank
+
+    if cfg.quiet or rank() != 0:  # under torchrun, rank 0 speaks for all
         return 130 if result.stopped == "interrupted" else 0
     best = f", best val_loss {result.best_val_loss:.4f} ({result.best_checkpoint})" if result.best_val_loss is not None else ""
     print(f"done: {result.iteration} iterations in {result.seconds:.0f}s ({result.stopped}){best}", file=sys.stderr)
@@ -172,12 +175,14 @@ def _sample_parser(sub) -> None:
     flag(p, "novel", action="store_true", help="list mode: only lines not in the training text")
     flag(p, "min_chars", type=int, default=1)
     flag(p, "max_chars", type=int, default=200)
-    flag(p, "train_text", nargs="+", default=None, help="list mode: the training text, if the run folder lost it")
+    flag(p, "train_text", default=None, help="the training text, if the run folder lost track of it")
+    flag(p, "report", action="store_true", help="also print the fraction of novel substrings (stderr)")
     flag(p, "gpu", type=int, default=None)
     flag(p, "gpu_backend", default="cuda")
     flag(p, "device", default="auto")
     flag(p, "verbose", type=torch_bool, default=False)
     flag(p, "output", default=None, help="write the text to this file instead of stdout")
+    flag(p, "force", action="store_true", help="overwrite the --output file if it exists")
     p.set_defaults(func=run_sample)
 
 
@@ -192,7 +197,7 @@ def run_sample(args) -> int:
     )
     if args.output:
         from .checkpoint import atomic_write_text  # noqa: F401  (checked below, written at the end)
-        _check_output_path(args.output)
+        _check_output_path(args.output, args.force)
     gen = Generator.load(args.checkpoint, args.device, args.gpu)
     if args.verbose:
         d = gen.describe()
@@ -210,30 +215,44 @@ def run_sample(args) -> int:
         else:
             texts = gen.generate(opts)
             out.write(("\n" + "-" * 40 + "\n").join(texts) + "\n")
+            if args.report:
+                _report_novelty(gen, texts, args.train_text)
     finally:
         if out is not sys.stdout:
             out.close()
     return 0
 
 
-def _check_output_path(path: str) -> None:
+def _check_output_path(path: str, force: bool) -> None:
     from pathlib import Path
 
-    from .errors import InputFileError
+    from .checkpoint import ensure_writable_folder
+    from .errors import InputFileError, OutputExistsError
 
-    parent = Path(path).resolve().parent
-    if not parent.is_dir():
-        raise InputFileError(f"--output {path}: folder {parent} does not exist")
+    out = Path(path)
+    ensure_writable_folder(out.parent, f"--output {path}")
+    if out.is_dir():
+        raise InputFileError(f"--output {path} is a folder; give a file name")
+    if out.exists() and not force:
+        raise OutputExistsError(f"--output {path} already exists; pass --force to overwrite it or choose another file name")
 
 
 def _sample_lines(gen, opts, args) -> int:
-    from .lines import generate_lines, training_lines_for
+    from .lines import generate_lines, novel_against
 
-    seen = training_lines_for(gen, args.train_text) if args.novel else None
-    found = generate_lines(gen, args.lines, novel_against=seen, min_chars=args.min_chars,
-                           max_chars=args.max_chars, options=opts)
-    print("\n".join(found))
+    avoid = novel_against(gen, args.train_text) if args.novel else None
+    for line in generate_lines(gen, args.lines, avoid, args.min_chars, args.max_chars, opts):
+        print(line)
     return 0
+
+
+def _report_novelty(gen, texts: list[str], train_text: str | None) -> None:
+    from .lines import training_sources
+    from .novelty import format_table, novel_substring_fractions, read_text
+
+    sources = [train_text] if train_text else training_sources(gen.meta)
+    train = "".join(read_text(p) for p in sources)
+    print(format_table(novel_substring_fractions("".join(texts), train)), file=sys.stderr)
 
 
 # ---- demo --------------------------------------------------------------------------------------

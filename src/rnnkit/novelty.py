@@ -40,7 +40,7 @@ def novel_substring_fractions(
         return {}
     s, t = _codes(sample), _codes(train)
     rng = np.random.default_rng(seed)
-    bases = [np.uint64(rng.integers(1 << 20, p - 1)) for p in primes]
+    bases = [np.uint64(rng.integers(min(256, p - 1), p)) for p in primes]
     mods = [np.uint64(p) for p in primes]
 
     s_pos = np.arange(len(s), dtype=np.int64)  # sample positions found so far

@@ -12,12 +12,15 @@ requests and moves text. At most `max_concurrent` generations run at once; more 
 
 from __future__ import annotations
 
+import asyncio
 import copy
 import ipaddress
 import json
+import logging
 import math
 import socket
 import sys
+import threading
 from dataclasses import asdict, dataclass
 from importlib import resources
 from typing import Any, AsyncIterator
@@ -34,6 +37,7 @@ from .sampling import Generator, SampleOptions
 from .vocab import UnknownTokensError
 
 MAX_BODY_BYTES = 64 * 1024
+log = logging.getLogger("rnnkit.serve")
 
 
 @dataclass(frozen=True)
@@ -55,19 +59,28 @@ class ApiError(Exception):
 
 
 class Slots:
-    """A non-blocking counter of running generations (touched only on the event loop)."""
+    """A non-blocking count of running generations (touched only on the event loop)."""
 
     def __init__(self, limit: int):
         self.limit, self.in_use = limit, 0
 
-    def try_acquire(self) -> bool:
+    def lease(self) -> "Lease | None":
         if self.in_use >= self.limit:
-            return False
+            return None
         self.in_use += 1
-        return True
+        return Lease(self)
+
+
+class Lease:
+    """One held slot. Releasing twice is harmless, so every way out may release it."""
+
+    def __init__(self, slots: Slots):
+        self.slots, self.held, self.thread_started = slots, True, False
 
     def release(self) -> None:
-        self.in_use -= 1
+        if self.held:
+            self.held = False
+            self.slots.in_use -= 1
 
 
 def create_app(generator: Generator, **limits: Any) -> Starlette:
@@ -91,22 +104,24 @@ def create_app(generator: Generator, **limits: Any) -> Starlette:
 
     async def generate(request: Request) -> Response:
         opts = parse_options(await read_json(request), lim, generator, stream=False)
-        if not slots.try_acquire():
+        lease = slots.lease()
+        if lease is None:
             return busy(lim)
         try:
             # a shallow copy per request: Generator keeps per-call RNG state on itself
             samples = await run_in_threadpool(copy.copy(generator).generate, opts)
         finally:
-            slots.release()
+            lease.release()
         return JSONResponse({"samples": samples})
 
     async def generate_stream(request: Request) -> Response:
         opts = parse_options(await read_json(request), lim, generator, stream=True)
-        if not slots.try_acquire():
+        lease = slots.lease()
+        if lease is None:
             return busy(lim)
-        return SlotStreamingResponse(
-            sse_events(copy.copy(generator), opts),
-            slots,
+        return LeasedStreamingResponse(
+            sse_events(copy.copy(generator), opts, lease),
+            lease,
             media_type="text/event-stream",
             headers={"Cache-Control": "no-cache", "X-Accel-Buffering": "no"},
         )
@@ -188,7 +203,8 @@ def parse_options(body: dict, lim: Limits, generator: Generator, stream: bool) -
         try:  # fail now with a 400, not halfway through a stream
             generator.vocab.encode(opts.start_text)
         except UnknownTokensError as e:
-            raise ApiError(400, f"start_text has {e}; remove them or send \"skip_unknown\": true", "start_text")
+            message = f"start_text has {e}; remove them or send \"skip_unknown\": true"
+            raise ApiError(400, message, "start_text") from None
     return opts
 
 
@@ -250,39 +266,82 @@ def sse(data: dict, event: str | None = None) -> str:
     return f"{head}data: {json.dumps(data)}\n\n"
 
 
-async def sse_events(generator: Generator, opts: SampleOptions) -> AsyncIterator[str]:
-    """Server-sent events: {"text": piece} per piece, then a "done" (or "error") event."""
-    pieces = generator.stream(opts)
+async def sse_events(generator: Generator, opts: SampleOptions, lease: Lease) -> AsyncIterator[str]:
+    """Server-sent events: {"text": piece} per piece, then a "done" (or "error") event.
+
+    One thread runs the whole stream: Generator.stream holds torch's thread-local inference
+    mode across its yields, so it must not hop between pool threads from piece to piece.
+    The thread frees the lease when it ends, so the limit counts generations still computing.
+    """
+    loop = asyncio.get_running_loop()
+    queue: asyncio.Queue = asyncio.Queue()
+    stop = threading.Event()
+
+    def hand_over(item) -> None:
+        try:
+            loop.call_soon_threadsafe(queue.put_nowait, item)
+        except RuntimeError:  # the loop is gone: the server is shutting down
+            stop.set()
+
+    def produce() -> None:
+        pieces = generator.stream(opts)
+        end: object = _DONE
+        try:
+            for piece in pieces:
+                hand_over(piece)
+                if stop.is_set():
+                    break
+        except RnnkitError as e:
+            end = e
+        except Exception as e:
+            log.exception("generation failed")
+            end = e
+        finally:
+            pieces.close()
+            hand_over(end)
+            try:
+                loop.call_soon_threadsafe(lease.release)
+            except RuntimeError:
+                pass
+
+    lease.thread_started = True
+    threading.Thread(target=produce, name="rnnkit-stream", daemon=True).start()
     chars = 0
     try:
         while True:
-            piece = await run_in_threadpool(next, pieces, None)
-            if piece is None:
-                break
-            chars += len(piece)
-            yield sse({"text": piece})
-        yield sse({"chars": chars}, "done")
-    except RnnkitError as e:
-        yield sse({"error": str(e)}, "error")
+            item = await queue.get()
+            if item is _DONE:
+                yield sse({"chars": chars}, "done")
+                return
+            if isinstance(item, RnnkitError):
+                yield sse({"error": str(item)}, "error")
+                return
+            if isinstance(item, Exception):
+                yield sse({"error": f"internal error: {type(item).__name__}"}, "error")
+                return
+            chars += len(item)
+            yield sse({"text": item})
     finally:
-        pieces.close()  # the worker thread has returned: to_thread waits for it on cancel
+        stop.set()  # the client left or the stream ended: the thread stops after its next piece
 
 
-class SlotStreamingResponse(StreamingResponse):
-    """Frees its generation slot however the response ends: done, error or disconnect."""
+_DONE = object()
 
-    def __init__(self, content, slots: Slots, **kwargs):
+
+class LeasedStreamingResponse(StreamingResponse):
+    """Frees its lease if the stream never started (say the client left at once)."""
+
+    def __init__(self, content, lease: Lease, **kwargs):
         super().__init__(content, **kwargs)
-        self._slots, self._held = slots, True
+        self.lease = lease
 
     async def __call__(self, scope, receive, send) -> None:
         try:
             await super().__call__(scope, receive, send)
         finally:
-            if self._held:
-                self._held = False
-                self._slots.release()
             await self.body_iterator.aclose()
+            if not self.lease.thread_started:
+                self.lease.release()
 
 
 # ---- running it ----------------------------------------------------------------------------

@@ -1,0 +1,96 @@
+"""Shared by the serve, lines and web page tests: a tiny random checkpoint and a live server."""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import re
+import subprocess
+import sys
+import threading
+import time
+from pathlib import Path
+from typing import Iterator
+
+import httpx
+import torch
+
+from rnnkit.checkpoint import save_checkpoint
+from rnnkit.model import LanguageModel, ModelConfig
+from rnnkit.vocab import Vocab
+
+TEXT = "The quick brown fox jumps over the lazy dog.\nAnna\nBella\nCarla\n"
+
+
+def make_checkpoint(folder: Path, text: str = TEXT, meta: dict | None = None, seed: int = 0) -> Path:
+    """An untrained char model over `text`'s characters, saved as folder/checkpoint_1.json."""
+    torch.manual_seed(seed)
+    vocab = Vocab.build(sorted(set(text)), "char")
+    model = LanguageModel(ModelConfig(vocab_size=len(vocab), rnn_size=32, num_layers=1))
+    folder.mkdir(parents=True, exist_ok=True)
+    return save_checkpoint(
+        folder / "checkpoint_1.json",
+        {f"model.{k}": t for k, t in model.state_dict().items()},
+        {"kind": "language_model", "model": model.config.to_dict(), "vocab": vocab.to_json_dict(), "iteration": 1,
+         **(meta or {})},
+    )
+
+
+@contextlib.contextmanager
+def one_torch_thread() -> Iterator[None]:
+    """Tiny models sample fastest on one thread; on a busy 2-core box more threads thrash."""
+    before = torch.get_num_threads()
+    torch.set_num_threads(1)
+    try:
+        yield
+    finally:
+        torch.set_num_threads(before)
+
+
+@contextlib.contextmanager
+def running_server(checkpoint: Path, *flags: str, timeout: float = 60) -> Iterator[str]:
+    """`rnnkit serve CHECKPOINT --port 0 FLAGS` in a subprocess; yields its base URL."""
+    env = dict(os.environ, PYTHONUNBUFFERED="1", OMP_NUM_THREADS="1")
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "rnnkit", "serve", str(checkpoint), "--port", "0", "--device", "cpu", *flags],
+        stderr=subprocess.PIPE, stdout=subprocess.DEVNULL, text=True, env=env,
+    )
+    try:
+        url = _wait_for_url(proc, timeout)
+        # keep reading its log so a chatty server never blocks on a full pipe
+        threading.Thread(target=proc.stderr.read, daemon=True).start()
+        _wait_healthy(url, timeout)
+        yield url
+    finally:
+        proc.terminate()
+        try:
+            proc.wait(timeout=10)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.wait()
+
+
+def _wait_for_url(proc: subprocess.Popen, timeout: float) -> str:
+    deadline = time.monotonic() + timeout
+    seen = []
+    while time.monotonic() < deadline:
+        line = proc.stderr.readline()
+        if not line:
+            raise RuntimeError(f"rnnkit serve exited ({proc.poll()}):\n{''.join(seen)}")
+        seen.append(line)
+        m = re.search(r"at (http://127\.0\.0\.1:\d+)/", line)
+        if m:
+            return m.group(1)
+    raise RuntimeError(f"rnnkit serve did not start in {timeout} s:\n{''.join(seen)}")
+
+
+def _wait_healthy(url: str, timeout: float) -> None:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        try:
+            if httpx.get(f"{url}/health", timeout=2).status_code == 200:
+                return
+        except httpx.HTTPError:
+            pass
+        time.sleep(0.1)
+    raise RuntimeError(f"{url}/health did not answer in {timeout} s")
