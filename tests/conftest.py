@@ -7,7 +7,11 @@ import subprocess
 import sys
 from pathlib import Path
 
-import pytest
+# One thread per process: on a 2-core machine, tiny models run far faster single-threaded,
+# and the CLI subprocesses inherit it.
+os.environ.setdefault("OMP_NUM_THREADS", "1")
+
+import pytest  # noqa: E402
 
 SHARED_DATA = Path(__file__).resolve().parents[2] / "shared" / "data" / "tinyshakespeare.txt"
 

@@ -17,6 +17,7 @@ SUBCOMMAND_MODULES = (
     "rnnkit.cli_lm",
     "rnnkit.cli_classify",
     "rnnkit.cli_extra",
+    "rnnkit.cli_runs",
 )
 
 
