@@ -39,7 +39,7 @@ class EventSource:
     """Where the events are and how to read them. Unset column lists are inferred."""
 
     events: str
-    format: str = "generic"
+    format: str | None = None  # None: generic (or, continuing a run, the checkpoint's)
     labels: str | None = None  # generic: a CSV of sequence id + label
     buys: str | None = None  # yoochoose: the buys file (labels)
     sequence_col: str | None = None
@@ -50,11 +50,13 @@ class EventSource:
     fixed_schema: bool = False  # columns come from a trained model, not from flags
 
     def __post_init__(self) -> None:
-        if self.format not in FORMATS:
+        if self.format is not None and self.format not in FORMATS:
             raise ConfigError(f"--format {self.format!r} is unknown; use one of {', '.join(FORMATS)}")
+
+    def check_label_source(self) -> None:
         if self.format == "yoochoose" and self.labels:
             raise ConfigError("--labels is for --format generic; YOOCHOOSE labels come from --buys buys.dat")
-        if self.format == "generic" and self.buys:
+        if self.format != "yoochoose" and self.buys:
             raise ConfigError("--buys is for --format yoochoose; for a generic CSV use --label_col or --labels")
 
 
@@ -145,15 +147,13 @@ def _parse_float(value: str) -> float | None:
         return None
 
 
-def _numeric_array(values: list[str], col: str, path: str) -> np.ndarray:
+def _numeric_array(values: list[str], col: str, path: str, fixed: bool) -> np.ndarray:
     out = np.empty(len(values), dtype=np.float64)
     for i, v in enumerate(values):
         x = _parse_float(v)
         if x is None:
-            raise InputFileError(
-                f"{path}: numeric column {col!r} holds {v!r} (event {i + 1}); "
-                f"fix it, or list {col} in --categorical_cols"
-            )
+            fix = "the model was trained on numbers there" if fixed else f"or list {col} in --categorical_cols"
+            raise InputFileError(f"{path}: numeric column {col!r} holds {v!r} (data row {i + 1}); fix it, {fix}")
         out[i] = x
     return out
 
@@ -221,17 +221,21 @@ def _labels_from_file(path: str, sequence_col: str, label_col: str | None, ids: 
 
 def load_generic(src: EventSource, need_labels: bool) -> tuple[EventTable, EventSchema]:
     path = src.events
+
+    def why(flag: str) -> str:
+        return "the trained model reads it" if src.fixed_schema else f"named by {flag}"
+
     names, rows = read_csv(path, "events")
     if not rows:
         raise InputFileError(f"{path} has a header but no events")
     if not src.sequence_col:
         raise ConfigError(f"name the column that holds the sequence id with --sequence_col (columns: {', '.join(names)})")
     columns = {n: [r[i] for r in rows] for i, n in enumerate(names)}
-    _column(names, src.sequence_col, path, "named by --sequence_col")
+    _column(names, src.sequence_col, path, why("--sequence_col"))
     seq_values = [v.strip() for v in columns[src.sequence_col]]
     order = None
     if src.order_col:
-        _column(names, src.order_col, path, "named by --order_col")
+        _column(names, src.order_col, path, why("--order_col"))
         order = _order_key(columns[src.order_col], src.order_col, path)
     label_col = src.label_col
     if src.labels is None and label_col is None and "label" in names:
@@ -247,7 +251,7 @@ def load_generic(src: EventSource, need_labels: bool) -> tuple[EventTable, Event
     reserved = {src.sequence_col, src.order_col, label_col if src.labels is None else None}
     for flag, cols in (("--categorical_cols", src.categorical_cols), ("--numeric_cols", src.numeric_cols)):
         for c in cols or []:
-            _column(names, c, path, "the trained model reads it" if src.fixed_schema else f"named by {flag}")
+            _column(names, c, path, why(flag))
             if c in reserved:
                 raise ConfigError(f"{flag} lists {c!r}, which is the sequence, order or label column; drop it")
     chosen = set(src.categorical_cols or []) | set(src.numeric_cols or [])
@@ -269,7 +273,7 @@ def load_generic(src: EventSource, need_labels: bool) -> tuple[EventTable, Event
         sequence_ids=ids,
         offsets=offsets,
         categorical={c: [columns[c][i].strip() for i in perm] for c in categorical_cols},
-        numeric={c: _numeric_array(columns[c], c, path)[perm] for c in numeric_cols},
+        numeric={c: _numeric_array(columns[c], c, path, src.fixed_schema)[perm] for c in numeric_cols},
         labels=None,
     )
     if src.labels is not None:
@@ -282,9 +286,9 @@ def load_generic(src: EventSource, need_labels: bool) -> tuple[EventTable, Event
 
 def _read_headerless(path: str, width: int, what: str, layout: tuple[str, ...]) -> list[list[str]]:
     _, rows = read_csv(path, what, header=False)
-    if not rows[0][0].strip().isdigit():  # tolerate a header line
-        rows = rows[1:]
-    for line, r in enumerate(rows, start=1):
+    skip = 0 if rows[0][0].strip().isdigit() else 1  # tolerate a header line
+    rows = rows[skip:]
+    for line, r in enumerate(rows, start=1 + skip):
         if len(r) != width:
             raise InputFileError(
                 f"{path} line {line} has {len(r)} fields; the YOOCHOOSE {what} layout is {','.join(layout)}"
@@ -326,6 +330,7 @@ def load_yoochoose(src: EventSource, need_labels: bool) -> tuple[EventTable, Eve
 
 def load_table(src: EventSource, need_labels: bool = True) -> tuple[EventTable, EventSchema]:
     """Events grouped into sequences; with need_labels, a missing label source is an error."""
+    src.check_label_source()
     return load_yoochoose(src, need_labels) if src.format == "yoochoose" else load_generic(src, need_labels)
 
 
@@ -353,10 +358,14 @@ def binary_classes(labels: list[str | None], positive: str | None = None) -> lis
         raise InputFileError("no labels: no sequence has a label; give --label_col or --labels labels.csv")
     if len(counts) == 1:
         only = next(iter(counts))
-        raise InputFileError(f"every labelled sequence has the label {only!r}; a classifier needs two classes")
+        raise InputFileError(
+            f"every labelled sequence has the label {only!r}; a classifier needs two classes: check the label column"
+        )
     if len(counts) > 2:
-        shown = ", ".join(repr(c) for c in sorted(counts)[:6])
-        raise InputFileError(f"found {len(counts)} label values ({shown}...); classify handles two classes (binary)")
+        shown = ", ".join(repr(c) for c in sorted(counts)[:6]) + (", ..." if len(counts) > 6 else "")
+        raise InputFileError(
+            f"found {len(counts)} label values ({shown}); classify handles two classes: check the label column"
+        )
     classes = sorted(counts)
     if positive is not None:
         if positive not in counts:
