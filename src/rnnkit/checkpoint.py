@@ -10,9 +10,7 @@ from __future__ import annotations
 
 import hashlib
 import json
-import os
 import re
-import tempfile
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -22,6 +20,7 @@ from safetensors import SafetensorError
 from safetensors.torch import load as st_load
 from safetensors.torch import save as st_save
 
+from .atomic import _fsync_dir, atomic_write_bytes, atomic_write_text, ensure_writable_folder  # noqa: F401
 from .errors import CheckpointError
 
 FORMAT = "rnnkit-checkpoint"
@@ -37,39 +36,6 @@ class Checkpoint:
 
     def prefixed(self, prefix: str) -> dict[str, torch.Tensor]:
         return {k[len(prefix):]: v for k, v in self.tensors.items() if k.startswith(prefix)}
-
-
-# ---- atomic files -----------------------------------------------------------------------
-def atomic_write_bytes(path: Path, data: bytes) -> None:
-    path = Path(path)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    try:
-        with os.fdopen(fd, "wb") as f:
-            f.write(data)
-            f.flush()
-            os.fsync(f.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
-    _fsync_dir(path.parent)
-
-
-def atomic_write_text(path: Path, text: str) -> None:
-    atomic_write_bytes(path, text.encode("utf-8"))
-
-
-def _fsync_dir(folder: Path) -> None:
-    try:
-        fd = os.open(folder, os.O_RDONLY)
-    except OSError:
-        return
-    try:
-        os.fsync(fd)
-    except OSError:
-        pass
-    finally:
-        os.close(fd)
 
 
 # ---- save / load -------------------------------------------------------------------------
@@ -89,7 +55,9 @@ def save_checkpoint(
         weights_path = json_path.with_suffix(".safetensors")
         cpu = {k: v.detach().to("cpu").contiguous() for k, v in tensors.items()}
         blob = st_save(cpu)
-        atomic_write_bytes(weights_path, blob)
+        # replacing a pair: its JSON goes just before its weights do, so a crash before the new
+        # JSON lands leaves no JSON vouching for weights it does not match
+        atomic_write_bytes(weights_path, blob, before_replace=lambda: json_path.unlink(missing_ok=True))
         digest = hashlib.sha256(blob).hexdigest()
     else:
         weights_path = Path(weights_path)
@@ -199,6 +167,15 @@ def find_checkpoints(folder: str | Path, prefix: str | None = None) -> list[Path
         if p.with_suffix(".safetensors").exists() or p.name.endswith("_best.json"):
             out.append(p)
     return sorted(out, key=lambda p: (p.name.endswith("_best.json"), checkpoint_iteration(p) or 0, p.name))
+
+
+def remove_checkpoints(folder: str | Path, prefix: str) -> None:
+    """Delete a run's checkpoints (for --force): JSON files first, so no JSON outlives its weights."""
+    found = find_checkpoints(folder, prefix)
+    for p in sorted(found, key=lambda p: not p.name.endswith("_best.json")):
+        p.unlink(missing_ok=True)
+    for p in found:
+        p.with_suffix(".safetensors").unlink(missing_ok=True)
 
 
 def latest_checkpoint(folder: str | Path, prefix: str | None = None) -> Path | None:

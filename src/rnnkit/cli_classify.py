@@ -12,7 +12,7 @@ import sys
 from collections import Counter
 from pathlib import Path
 
-from .checkpoint import atomic_write_text
+from .atomic import atomic_write_text
 from .cli_common import flag, new_parser
 from .errors import ConfigError, OutputExistsError
 

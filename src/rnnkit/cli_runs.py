@@ -8,7 +8,6 @@ through the train parser, so a sweep run is configured exactly as `rnnkit train`
 from __future__ import annotations
 
 import argparse
-import sys
 from pathlib import Path
 
 from .cli_common import flag, new_parser

@@ -20,7 +20,7 @@ from typing import Iterator
 import h5py
 import numpy as np
 
-from .checkpoint import atomic_write_text
+from .atomic import atomic_write_text, ensure_writable_folder
 from .errors import ConfigError, InputFileError, OutputExistsError
 from .vocab import WORD_PATTERN, UnknownTokensError, Vocab, token_of_byte
 
@@ -131,7 +131,7 @@ def iter_chunks(files: list[Path], kind: str) -> Iterator[str | bytes]:
                     except UnicodeDecodeError as e:
                         raise InputFileError(
                             f"{path} is not valid UTF-8 (byte {offset + e.start}); "
-                            "convert it to UTF-8 or pass --encoding bytes"
+                            "convert it to UTF-8, or read it as raw bytes with rnnkit preprocess --encoding bytes"
                         ) from None
                     if kind == "word":
                         text = carry + text
@@ -236,11 +236,24 @@ def preprocess(config: PreprocessConfig | None = None, **kwargs) -> CorpusStats:
 def _check_outputs(inputs: list[Path], outputs: list[Path], force: bool) -> None:
     resolved_inputs = {p.resolve() for p in inputs}
     for out in outputs:
-        if not out.parent.is_dir():
-            raise InputFileError(f"{out}: folder {out.parent} does not exist; create it first")
-        if not os.access(out.parent, os.W_OK):
-            raise InputFileError(f"{out}: folder {out.parent} is not writable")
+        ensure_writable_folder(out.parent, str(out))
         if out.resolve() in resolved_inputs:
             raise OutputExistsError(f"{out} is also an input file; choose another output name")
         if out.is_dir():
             raise InputFileError(f"{out} is a folder; give a file name")
+        if out.exists() and not force and not _is_preprocess_output(out):
+            raise OutputExistsError(
+                f"{out} already exists and is not a file rnnkit preprocess wrote; "
+                "pass --force to replace it or choose another output name"
+            )
+
+
+def _is_preprocess_output(path: Path) -> bool:
+    """An earlier preprocess result: made again from the text at will, as torch-rnn does."""
+    try:
+        if h5py.is_hdf5(path):
+            with h5py.File(path, "r") as f:
+                return "train" in f
+        return "idx_to_token" in json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, ValueError, TypeError):
+        return False

@@ -23,6 +23,7 @@ import torch.nn.functional as F
 
 from . import distributed as dist
 from .checkpoint import latest_checkpoint, load_checkpoint, pack_optimizer, read_meta, save_checkpoint, unpack_optimizer, atomic_write_text
+from .checkpoint import ensure_writable_folder, remove_checkpoints
 from .data import Lanes, check_ids, fit_lanes, open_split
 from .device import resolve_device
 from .errors import ConfigError, InputFileError, OutputExistsError, RnnkitError
@@ -34,6 +35,8 @@ from .vocab import Vocab
 
 MAX_CONSECUTIVE_FAULTS = 3
 MAX_RECOVERIES = 3
+AGREE_EVERY = 10  # with several ranks: iterations between agreeing on the clock and on Ctrl-C
+SYNC_EACH_STEP = ("cpu",)  # devices where reading the loss every step costs nothing
 
 
 @dataclass
@@ -70,6 +73,7 @@ class TrainConfig:
     force: bool = False
     quiet: bool = False
     progress: str = "auto"  # auto | bar | lines | none
+    tensorboard: bool = False  # also write TensorBoard event files into RUN_DIR/tensorboard
     speed_benchmark: bool = False
     memory_benchmark: bool = False
     # backend
@@ -88,7 +92,7 @@ class TrainConfig:
             if not isinstance(v, int) or isinstance(v, bool) or v <= 0:
                 raise ConfigError(f"--{name} must be a positive whole number, got {v}")
         if not 0 <= self.dropout < 1:
-            raise ConfigError(f"--dropout must be in [0, 1), got {self.dropout}")
+            raise ConfigError(f"--dropout must be at least 0 and below 1 (0.2 to 0.5 is usual), got {self.dropout}")
         if not self.learning_rate > 0:
             raise ConfigError(f"--learning_rate must be greater than 0, got {self.learning_rate}")
         if self.grad_clip < 0:
@@ -113,6 +117,8 @@ class TrainConfig:
             raise ConfigError(f"--progress {self.progress!r}: use auto, bar, lines or none")
         if not self.checkpoint_name or self.checkpoint_name.endswith(("/", os.sep)):
             raise ConfigError("--checkpoint_name needs a base file name, e.g. cv/checkpoint")
+        if not 0 <= self.seed < 2**31:  # NumPy takes seeds below 2**32, and resumes seed with seed + iteration
+            raise ConfigError(f"--seed must be a whole number from 0 to {2**31 - 1}, got {self.seed}")
 
     @property
     def run_dir(self) -> Path:
@@ -166,10 +172,15 @@ class Trainer:
 
         init = self._initial_checkpoint()
         self.model = self._build_model(init)
+        # Fused Adam (one kernel) can skip a bad update on the device (`found_inf`), so a
+        # step needs no host sync to decide it; elsewhere step() reads the flag instead.
+        self.fused = self.device.type in ("cpu", "cuda")
         self.optimizer = torch.optim.Adam(
             self.model.parameters(), lr=cfg.learning_rate, weight_decay=cfg.weight_decay,
-            **({"fused": True} if self.device.type == "cuda" else {}),
+            **({"fused": True} if self.fused else {}),
         )
+        # faults counted on the device between two settle() calls, which read them
+        self._faults, self._run, self._worst_run = (torch.zeros((), dtype=torch.int64, device=self.device) for _ in range(3))
         self.ddp_model = dist.wrap(self.model, self.device)
         self.autocast_dtype = self._pick_amp()
         self.scaler = torch.amp.GradScaler("cuda") if self.autocast_dtype == torch.float16 else None
@@ -199,9 +210,10 @@ class Trainer:
                 f"= {cfg.batch_size} x {cfg.seq_length}; using --batch_size {b}"
             )
             cfg.batch_size = b
-        self.train_lanes = Lanes(train, cfg.batch_size, cfg.seq_length, self.rank, self.world)
+        pin = self.device.type == "cuda"  # page-locked batches copy to the GPU asynchronously
+        self.train_lanes = Lanes(train, cfg.batch_size, cfg.seq_length, self.rank, self.world, pin=pin)
         vb, vt = fit_lanes(len(self.val_data), cfg.batch_size, cfg.seq_length, self.world)
-        self.val_lanes = Lanes(self.val_data, vb, vt, self.rank, self.world) if vb else None
+        self.val_lanes = Lanes(self.val_data, vb, vt, self.rank, self.world, pin=pin) if vb else None
         if self.val_lanes is None:
             self.notice("note: the validation split is too small to evaluate; raise --val_frac at preprocess to see a validation loss")
 
@@ -248,6 +260,7 @@ class Trainer:
                 raise RnnkitError(f"{ckpt.path}: its optimizer state does not fit this model ({e})") from None
             for group in self.optimizer.param_groups:  # flags given now win over the saved ones
                 group["weight_decay"] = self.cfg.weight_decay
+                group["fused"] = True if self.fused else None  # step() relies on fused Adam's found_inf
         if self.cfg.reset_iterations:
             self._seed(self.cfg.seed)
             return
@@ -261,18 +274,24 @@ class Trainer:
         self.elapsed_before = state.get("elapsed", 0.0)
         if state.get("best_checkpoint"):
             self.best_path = ckpt.path.parent / state["best_checkpoint"]
-        hidden = state_from_tensors({k: v.to(self.device) for k, v in ckpt.tensors.items()}, self.model.config.model_type)
+        saved_hidden = {k: v.to(self.device, torch.float32) for k, v in ckpt.tensors.items() if k.startswith("hidden.")}
+        hidden = state_from_tensors(saved_hidden, self.model.config.model_type)
         self.hidden = dist.rank_slice(hidden, self.cfg.batch_size)
         rng = state.get("rng")
         if rng and state.get("world_size", 1) == self.world:
             random.setstate((rng["python"][0], tuple(rng["python"][1]), rng["python"][2]))
             np.random.set_state((rng["numpy"][0], np.array(rng["numpy"][1], dtype=np.uint32), *rng["numpy"][2:]))
-            torch.set_rng_state(ckpt.tensors[f"rng.torch.{self.rank}"] if f"rng.torch.{self.rank}" in ckpt.tensors else ckpt.tensors["rng.torch"])
-            if self.device.type == "cuda" and "rng.cuda" in ckpt.tensors:
-                torch.cuda.set_rng_state(ckpt.tensors["rng.cuda"], self.device)
+            mine = lambda name: ckpt.tensors.get(f"{name}.{self.rank}", ckpt.tensors.get(name))  # noqa: E731
+            torch.set_rng_state(mine("rng.torch"))
+            if self.device.type == "cuda" and mine("rng.cuda") is not None:
+                torch.cuda.set_rng_state(mine("rng.cuda"), self.device)
         else:
             self._seed(self.cfg.seed + self.iteration)
-            self.hidden = None  # lanes differ with another number of ranks
+            saved_world = state.get("world_size", 1)
+            if saved_world != self.world:
+                kept = "carried over (same lanes)" if self.hidden is not None else "reset (the lanes are cut anew)"
+                self.notice(f"note: {ckpt.path.name} was written by {saved_world} process(es), this run has {self.world}: "
+                            f"random streams reseeded, hidden state {kept}; keep processes x --batch_size equal to continue exactly")
 
     def _checkpoint_meta(self, val_loss: float | None) -> dict[str, Any]:
         py = random.getstate()
@@ -317,25 +336,25 @@ class Trainer:
             return []
 
     def save(self, val_loss: float | None) -> Path | None:
-        """Write checkpoint NAME_ITER (and NAME_best when it is the best so far). Rank 0 only."""
+        """Write checkpoint NAME_ITER. Rank 0 writes; every rank gets the path (for recovery)."""
         if not all(torch.isfinite(p).all() for p in self.model.parameters()):
             self.notice("warning: weights are not finite; no checkpoint written")
             return None
-        hidden = dist.gather_hidden(self.hidden) if self.world > 1 else self.hidden
-        rng_torch = dist.gather_rng(torch.get_rng_state()) if self.world > 1 else {"rng.torch": torch.get_rng_state()}
+        hidden = dist.gather_hidden(self.hidden)
+        rngs = dist.gather_rng(torch.get_rng_state(), "rng.torch")
+        if self.device.type == "cuda":
+            rngs.update(dist.gather_rng(torch.cuda.get_rng_state(self.device), "rng.cuda"))
+        path = Path(f"{self.cfg.checkpoint_name}_{self.iteration}.json")
+        self.last_saved = path
         if self.rank != 0:
-            return None
+            return path
         meta = self._checkpoint_meta(val_loss)
         opt_tensors, meta["optimizer"] = pack_optimizer(self.optimizer)
         tensors = {f"model.{k}": v for k, v in self.model.state_dict().items()}
         tensors.update(opt_tensors)
-        tensors.update(state_tensors(hidden))
-        tensors.update(rng_torch)
-        if self.device.type == "cuda":
-            tensors["rng.cuda"] = torch.cuda.get_rng_state(self.device)
-        path = Path(f"{self.cfg.checkpoint_name}_{self.iteration}.json")
+        tensors.update({k: v.float() for k, v in state_tensors(hidden).items()})  # autocast leaves it bf16/fp16
+        tensors.update(rngs)
         save_checkpoint(path, tensors, meta)
-        self.last_saved = path
         return path
 
     def mark_best(self, path: Path) -> None:
@@ -358,8 +377,12 @@ class Trainer:
             return None
         return self.cfg.max_epochs * self.train_lanes.num_batches
 
-    def step(self, x: torch.Tensor, y: torch.Tensor, lr: float) -> float | None:
-        """One update; returns the loss, or None when the step was skipped as non-finite."""
+    def step(self, x: torch.Tensor, y: torch.Tensor, lr: float) -> torch.Tensor:
+        """One update; returns the loss as a 0-d tensor left on the device (no host sync).
+
+        A step whose loss or gradient is not finite changes no weight and restarts the
+        lanes from a zero state, all decided on the device; settle() reads the count.
+        """
         cfg = self.cfg
         for group in self.optimizer.param_groups:
             group["lr"] = lr
@@ -373,25 +396,48 @@ class Trainer:
         if self.scaler is not None:
             self.scaler.scale(loss).backward()
             self.scaler.unscale_(self.optimizer)
+            # fp16 gradients overflow now and then by design: the scaler skips those updates
+            # and lowers its scale; only a non-finite loss is a fault
+            bad = ~torch.isfinite(loss.detach())
         else:
             loss.backward()
-        grad_norm = torch.nn.utils.clip_grad_norm_(self.model.parameters(), float("inf"))
-        loss_value = loss.item()  # the one host sync per step: needed to skip a bad update
-        if not (math.isfinite(loss_value) and math.isfinite(grad_norm.item())):
-            self.optimizer.zero_grad(set_to_none=True)
-            if self.scaler is not None:
-                self.scaler.update()
-            self.hidden = None
-            return None
+            # DDP has averaged the gradients, so every rank sees the same norm and skips alike
+            grad_norm = torch.nn.utils.clip_grad_norm_(self.model.parameters(), float("inf"))
+            bad = ~(torch.isfinite(loss.detach()) & torch.isfinite(grad_norm))
         if cfg.grad_clip > 0:  # torch-rnn and char-rnn clamp each gradient value
             torch.nn.utils.clip_grad_value_(self.model.parameters(), cfg.grad_clip)
         if self.scaler is not None:
-            self.scaler.step(self.optimizer)
+            self.scaler.step(self.optimizer)  # fused Adam takes the scaler's found_inf: no sync
             self.scaler.update()
-        else:
+        elif self.fused:
+            self.optimizer.found_inf = bad.float()  # the kernel leaves weights and moments alone
+            try:
+                self.optimizer.step()
+            finally:
+                del self.optimizer.found_inf
+        elif not bad.item():  # no fused Adam on this device: a host sync
             self.optimizer.step()
-        self.hidden = detach_state(hidden)
-        return loss_value
+        self.hidden = zero_where(bad, detach_state(hidden))
+        self._faults += bad
+        self._run = (self._run + 1) * bad
+        self._worst_run = torch.maximum(self._worst_run, self._run)
+        return loss.detach()
+
+    def settle(self, loss: torch.Tensor, progress: Progress) -> float | None:
+        """Read the loss and the faults since the last call: the host sync (and, with
+        several ranks, two tiny collectives: the mean loss and the worst fault counts).
+        Returns the loss, or None when this step was skipped."""
+        stats = torch.stack([self._faults, self._worst_run, self._run]).to(torch.float64)
+        dist.all_reduce_max(stats)
+        loss = loss.to(torch.float64).reshape(1)
+        dist.all_reduce_sum(loss)
+        faults, worst, current = (int(v) for v in stats.tolist())
+        loss_value = loss.item() / self.world
+        self._faults.zero_()
+        self._worst_run.copy_(self._run)
+        if faults:
+            self.handle_faults(progress, faults, worst)
+        return None if current else loss_value
 
     @torch.no_grad()
     def evaluate(self) -> float | None:
@@ -411,16 +457,18 @@ class Trainer:
         dist.all_reduce_sum(total)
         return float(total[0] / total[1])
 
-    def handle_fault(self, progress: Progress) -> None:
-        self.faults += 1
-        self.consecutive_faults += 1
-        progress.event(f"warning: non-finite loss or gradient at iteration {self.iteration}; update skipped")
-        self.metrics_log({"iteration": self.iteration, "event": "nonfinite", "lr_scale": self.lr_scale})
-        if self.consecutive_faults < MAX_CONSECUTIVE_FAULTS:
+    def handle_faults(self, progress: Progress, count: int, in_a_row: int) -> None:
+        """`count` skipped steps since the last settle(), the longest run `in_a_row` long."""
+        self.faults += count
+        where = f"at iteration {self.iteration}" if count == 1 else f"{count} times up to iteration {self.iteration}"
+        progress.event(f"warning: non-finite loss or gradient {where}; update skipped")
+        record = {"iteration": self.iteration, "event": "nonfinite", "lr_scale": self.lr_scale}
+        self.metrics_log(record if count == 1 else {**record, "count": count})
+        if in_a_row < MAX_CONSECUTIVE_FAULTS:
             return
         if self.last_saved is None or self.recoveries >= MAX_RECOVERIES:
             raise RnnkitError(
-                f"training diverged: the loss was not finite {self.consecutive_faults} times in a row at iteration "
+                f"training diverged: the loss was not finite {in_a_row} times in a row at iteration "
                 f"{self.iteration}; lower --learning_rate (now {self.cfg.learning_rate * self.lr_scale:g}) or --grad_clip"
             )
         ckpt = load_checkpoint(self.last_saved)
@@ -429,7 +477,8 @@ class Trainer:
         self.hidden = None
         self.recoveries += 1
         self.lr_scale *= 0.5
-        self.consecutive_faults = 0
+        self._run.zero_()
+        self._worst_run.zero_()
         progress.event(f"restored {self.last_saved.name}; learning rate scaled by {self.lr_scale:g}")
         self.metrics_log({"iteration": self.iteration, "event": "restored", "checkpoint": self.last_saved.name, "lr_scale": self.lr_scale})
 
@@ -443,6 +492,9 @@ class Trainer:
 
     def checkpoint_and_evaluate(self, progress: Progress) -> None:
         val = self.evaluate()
+        if val is not None and not math.isfinite(val):  # weights are finite (save checks), logits overflowed
+            progress.event(f"warning: the validation loss at iteration {self.iteration} is not finite; recorded as none")
+            val = None
         self.last_val = val
         improved = val is not None and (self.best_val is None or val < self.best_val)
         if improved:
@@ -462,59 +514,71 @@ class Trainer:
 
     def run(self) -> TrainResult:
         cfg = self.cfg
-        self.metrics = MetricsLog(cfg.run_dir, resume_at=None if cfg.reset_iterations or not cfg.init_from else self.iteration) if self.rank == 0 else None
+        self.metrics = MetricsLog(cfg.run_dir, resume_at=None if cfg.reset_iterations or not cfg.init_from else self.iteration, tensorboard=cfg.tensorboard) if self.rank == 0 else None
         total = self.total_iterations()
         progress = Progress(cfg, total, self.train_lanes.num_batches, enabled=self.rank == 0)
         tokens_per_step = cfg.batch_size * cfg.seq_length * self.world
-        self.consecutive_faults = 0
         stopped = "finished"
-        last_eval_time = 0.0
         eval_interval = cfg.time_budget / 8 if cfg.time_budget else None
+        # Reading the loss is a host sync: free on the CPU, so done every step there; on a
+        # GPU (or with several ranks) only when logging or checkpointing needs it.
+        sync_each_step = self.device.type in SYNC_EACH_STEP and self.world == 1
+        # Ranks agree on their clock and on Ctrl-C every step alone, every few with others.
+        agree_every = 1 if self.world == 1 else AGREE_EVERY
         previous = signal.signal(signal.SIGINT, self._request_stop) if _main_thread() else None
         self._t0 = time.perf_counter()
         t_window, n_window = time.perf_counter(), 0
+        clock, _ = dist.agree(self.elapsed(), False)
+        last_eval_time, eval_due, loss = clock, False, None
         try:
             while True:
                 if total is not None and self.iteration >= total:
                     break
-                if cfg.time_budget is not None and self.elapsed() >= cfg.time_budget:
-                    stopped = "time_budget"
-                    break
-                if dist.any_flag(self.stop_requested):
-                    stopped = "interrupted"
-                    break
+                if self.iteration % agree_every == 0:
+                    clock, stop = dist.agree(self.elapsed(), self.stop_requested)
+                    if cfg.time_budget is not None and clock >= cfg.time_budget:
+                        stopped = "time_budget"
+                        break
+                    if stop:
+                        stopped = "interrupted"
+                        break
+                    eval_due = eval_interval is not None and clock - last_eval_time >= eval_interval
                 batch_index = self.iteration % self.train_lanes.num_batches
                 if batch_index == 0:
                     self.hidden = None  # a new epoch starts every lane from its beginning
                 self.iteration += 1
-                lr = self.schedule.lr(self.iteration, self.elapsed()) * self.lr_scale
+                lr = self.schedule.lr(self.iteration, clock) * self.lr_scale
                 x, y = (t.to(self.device, non_blocking=True) for t in self.train_lanes.batch(batch_index))
                 loss = self.step(x, y, lr)
-                if loss is None:
-                    self.handle_fault(progress)
-                    continue
-                self.consecutive_faults = 0
                 n_window += 1
-                if self.iteration % cfg.print_every == 0 or self.iteration == 1:
+                log_due = self.iteration % cfg.print_every == 0 or self.iteration == 1
+                due = eval_due or (cfg.checkpoint_every > 0 and self.iteration % cfg.checkpoint_every == 0)
+                if not (sync_each_step or log_due or due):
+                    progress.tick(self.iteration)
+                    continue
+                loss_value, loss = self.settle(loss, progress), None
+                if loss_value is None:  # skipped as non-finite
+                    continue
+                if log_due:
                     now = time.perf_counter()
                     tps = n_window * tokens_per_step / max(now - t_window, 1e-9)
                     t_window, n_window = now, 0
                     epoch = self.iteration / self.train_lanes.num_batches
-                    self.metrics_log({"iteration": self.iteration, "epoch": epoch, "train_loss": loss, "lr": lr,
+                    self.metrics_log({"iteration": self.iteration, "epoch": epoch, "train_loss": loss_value, "lr": lr,
                                       "tokens_per_s": tps, "time": self.elapsed()})
-                    progress.update(self.iteration, epoch, loss, tps, self.elapsed())
+                    progress.update(self.iteration, epoch, loss_value, tps, self.elapsed())
                 else:
                     progress.tick(self.iteration)
-                due = cfg.checkpoint_every > 0 and self.iteration % cfg.checkpoint_every == 0
-                if eval_interval and self.elapsed() - last_eval_time >= eval_interval:
-                    due = True
                 if due:
                     self.checkpoint_and_evaluate(progress)
-                    last_eval_time = self.elapsed()
+                    last_eval_time, _ = dist.agree(self.elapsed(), False)
+                    eval_due = False
                     if cfg.early_stopping and self.evals_since_best >= cfg.early_stopping:
                         stopped = "early_stopping"
                         progress.event(f"early stopping: no better validation loss in {cfg.early_stopping} evaluations")
                         break
+            if loss is not None:  # faults since the last read are reported before the last checkpoint
+                self.settle(loss, progress)
             if self.last_saved is None or checkpoint_iteration_of(self.last_saved) != self.iteration:
                 self.checkpoint_and_evaluate(progress)
         finally:
@@ -538,6 +602,15 @@ class Trainer:
         self.stop_requested = True
 
 
+def zero_where(bad: torch.Tensor, state):
+    """The carried state, zeroed (as a fresh start) where `bad` is true; no host sync."""
+    if state is None:
+        return None
+    if isinstance(state, tuple):
+        return tuple(torch.where(bad, 0.0, s) for s in state)
+    return torch.where(bad, 0.0, state)
+
+
 def checkpoint_iteration_of(path: Path) -> int:
     return int(path.stem.rsplit("_", 1)[-1])
 
@@ -552,12 +625,8 @@ def _main_thread() -> bool:
 def prepare_run(cfg: TrainConfig) -> TrainConfig:
     """Check the run folder, preprocess raw text into it, write config.json."""
     run_dir = cfg.run_dir
-    if not run_dir.exists():
-        if dist.rank() == 0:
-            run_dir.mkdir(parents=True, exist_ok=True)
-        dist.barrier()
-    if not os.access(run_dir, os.W_OK):
-        raise InputFileError(f"cannot write checkpoints into {run_dir}; choose another --checkpoint_name")
+    dist.on_rank0(_make_run_dir, run_dir)  # on every rank: the broadcast inside pairs the ranks up
+    ensure_writable_folder(run_dir, f"--checkpoint_name {cfg.checkpoint_name}")
     existing = latest_checkpoint(run_dir, cfg.prefix)
     resuming = cfg.init_from and not cfg.reset_iterations and Path(cfg.init_from).resolve().parent == run_dir.resolve()
     if existing is not None and not cfg.force and not resuming:
@@ -565,17 +634,29 @@ def prepare_run(cfg: TrainConfig) -> TrainConfig:
             f"{run_dir} already holds checkpoints of an earlier run ({existing.name}); continue it with "
             f"--resume {run_dir}, start a new one with --checkpoint_name other/checkpoint, or pass --force to overwrite"
         )
+    if existing is not None and not resuming:  # --force: a later --resume must not find the old run's checkpoints
+        dist.on_rank0(remove_checkpoints, run_dir, cfg.prefix)
+    if dist.rank() == 0:  # half-written files that a killed run left behind
+        for tmp in run_dir.glob(f".{cfg.prefix}_*.tmp"):
+            tmp.unlink(missing_ok=True)
     if cfg.input_txt:
         from .corpus import preprocess
 
         cfg.input_h5 = str(run_dir / "corpus.h5")
         cfg.input_json = str(run_dir / "corpus.json")
-        if dist.rank() == 0:
-            preprocess(input_txt=cfg.input_txt, output_h5=cfg.input_h5, output_json=cfg.input_json, quiet=cfg.quiet)
-        dist.barrier()
+        dist.on_rank0(preprocess, input_txt=cfg.input_txt, output_h5=cfg.input_h5, output_json=cfg.input_json, quiet=cfg.quiet)
     if not cfg.input_h5 or not cfg.input_json:
         raise ConfigError("give --input_h5 and --input_json (from rnnkit preprocess), or a text file: rnnkit train my.txt")
     return cfg
+
+
+def _make_run_dir(run_dir: Path) -> None:
+    if run_dir.exists():
+        return  # a file there is reported by ensure_writable_folder
+    try:
+        run_dir.mkdir(parents=True)
+    except OSError as e:
+        raise InputFileError(f"cannot create the run folder {run_dir} ({e.strerror}); choose another --checkpoint_name") from None
 
 
 def resume_config(run_or_checkpoint: str, overrides: dict[str, Any]) -> TrainConfig:
@@ -583,7 +664,10 @@ def resume_config(run_or_checkpoint: str, overrides: dict[str, Any]) -> TrainCon
     p = Path(run_or_checkpoint)
     ckpt = latest_checkpoint(p) if p.is_dir() else Path(run_or_checkpoint)
     if ckpt is None:
-        raise InputFileError(f"{p} holds no checkpoint to resume from")
+        raise InputFileError(
+            f"{p} holds no checkpoint to resume from (a run saves its first after --checkpoint_every "
+            "iterations); give the run folder, or start the run again"
+        )
     meta = read_meta(ckpt if ckpt.suffix == ".json" else ckpt.with_suffix(".json"))
     options = dict(meta.get("options", {}))
     options.update({k: v for k, v in overrides.items() if v is not None})
@@ -597,7 +681,8 @@ def resume_config(run_or_checkpoint: str, overrides: dict[str, Any]) -> TrainCon
 def train(config: TrainConfig | None = None, **kwargs) -> TrainResult:
     """Python API for `rnnkit train`: `rnnkit.train(input_txt=["my.txt"], max_iters=200)`."""
     cfg = config or TrainConfig(**kwargs)
-    dist.init()
+    dist.init(resolve_device(cfg.device, cfg.gpu).type)
+    trainer = None
     try:
         cfg = prepare_run(cfg)
         trainer = Trainer(cfg)
@@ -605,6 +690,7 @@ def train(config: TrainConfig | None = None, **kwargs) -> TrainResult:
             atomic_write_text(cfg.run_dir / "config.json", _json_dumps(cfg.to_dict()))
         return trainer.run()
     finally:
+        del trainer  # DDP holds the process group: let go of it before the group goes
         dist.shutdown()
 
 
