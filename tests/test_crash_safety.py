@@ -178,7 +178,7 @@ def test_ctrl_c_saves_a_checkpoint_and_exits_cleanly(tmp_path):
 def test_a_crash_while_replacing_a_checkpoint_leaves_a_loadable_one(tmp_path, monkeypatch, dies):
     """A resumed run may write ck_5 again. Dying mid-way leaves the old ck_5 whole, or no ck_5 at
     all (the folder falls back to ck_3): never the old JSON vouching for new weights."""
-    from rnnkit import checkpoint
+    from rnnkit import atomic, checkpoint
 
     for it in (3, 5):
         checkpoint.save_checkpoint(tmp_path / f"ck_{it}.json", {"w": torch.zeros(4)}, {"iteration": it})
@@ -187,7 +187,7 @@ def test_a_crash_while_replacing_a_checkpoint_leaves_a_loadable_one(tmp_path, mo
         raise KeyboardInterrupt
 
     if dies == "writing the weights":
-        monkeypatch.setattr(checkpoint.os, "fsync", die)
+        monkeypatch.setattr(atomic.os, "fsync", die)
     else:
         monkeypatch.setattr(checkpoint, "atomic_write_text", die)
     with pytest.raises(KeyboardInterrupt):

@@ -2,11 +2,14 @@
 
 A split is memory-mapped when the HDF5 dataset is contiguous and uncompressed (as both
 torch-rnn and rnnkit write it), so a corpus larger than memory trains with only the
-pages in use resident.
+pages in use resident. Pages read through a map stay in the process's resident set
+until it lets go of them, so scans and long epochs hand them back now and then
+(release_pages): memory stays bounded however long the run and however large the file.
 """
 
 from __future__ import annotations
 
+import mmap
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -17,7 +20,8 @@ import torch
 from .errors import InputFileError
 from .vocab import Vocab
 
-SCAN_CHUNK = 1 << 24
+SCAN_CHUNK = 1 << 22  # tokens per block when scanning a split
+RELEASE_EVERY = 1000  # batches between handing a memmap's pages back
 
 
 def open_split(h5_path: str | Path, name: str) -> np.ndarray:
@@ -47,12 +51,13 @@ def open_split(h5_path: str | Path, name: str) -> np.ndarray:
 
 
 def check_ids(data: np.ndarray, vocab: Vocab, where: str) -> None:
-    """Every id must be in 1..len(vocab); scanned in chunks so nothing large stays resident."""
+    """Every id must be in 1..len(vocab); scanned in blocks so nothing large stays resident."""
     hi, lo = 0, None
     for start in range(0, len(data), SCAN_CHUNK):
-        block = np.array(data[start: start + SCAN_CHUNK])
+        block = data[start: start + SCAN_CHUNK]
         hi = max(hi, int(block.max()))
         lo = int(block.min()) if lo is None else min(lo, int(block.min()))
+        release_pages(data)
     if len(data) and (hi > len(vocab) or lo < 1):
         raise InputFileError(
             f"{where} has token ids up to {hi} but the JSON vocabulary has {len(vocab)} tokens: "
@@ -74,6 +79,7 @@ class Lanes:
     seq_length: int
     rank: int = 0
     world_size: int = 1
+    pin: bool = False  # page-locked batches, for asynchronous copies to a GPU
 
     def __post_init__(self) -> None:
         lanes = self.batch_size * self.world_size
@@ -89,10 +95,23 @@ class Lanes:
         return self.num_batches
 
     def batch(self, i: int) -> tuple[torch.Tensor, torch.Tensor]:
+        if i % RELEASE_EVERY == 0:
+            release_pages(self.data)
         cols = slice(i * self.seq_length, (i + 1) * self.seq_length)
         x = torch.from_numpy(np.ascontiguousarray(self._x[:, cols], dtype=np.int64))
         y = torch.from_numpy(np.ascontiguousarray(self._y[:, cols], dtype=np.int64))
+        if self.pin:
+            return x.pin_memory(), y.pin_memory()
         return x, y
+
+
+def release_pages(data: np.ndarray) -> None:
+    """Drop a read-only memmap's pages from this process's resident set; they stay in the
+    OS page cache, so reading them again is cheap. A no-op for arrays in memory (and for
+    writable maps, whose pages may hold changes)."""
+    mapping = getattr(data, "_mmap", None)
+    if mapping is not None and getattr(data, "mode", None) == "r" and hasattr(mmap, "MADV_DONTNEED"):
+        mapping.madvise(mmap.MADV_DONTNEED)
 
 
 def fit_lanes(n_tokens: int, batch_size: int, seq_length: int, world_size: int = 1) -> tuple[int, int]:

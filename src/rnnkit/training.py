@@ -175,15 +175,20 @@ class Trainer:
         # Fused Adam (one kernel) can skip a bad update on the device (`found_inf`), so a
         # step needs no host sync to decide it; elsewhere step() reads the flag instead.
         self.fused = self.device.type in ("cpu", "cuda")
-        self.optimizer = torch.optim.Adam(
-            self.model.parameters(), lr=cfg.learning_rate, weight_decay=cfg.weight_decay,
-            **({"fused": True} if self.fused else {}),
-        )
+        adam = lambda **fused: torch.optim.Adam(self.model.parameters(), lr=cfg.learning_rate,  # noqa: E731
+                                                weight_decay=cfg.weight_decay, **fused)
+        try:
+            self.optimizer = adam(fused=True) if self.fused else adam()
+        except RuntimeError:  # PyTorch before 2.4 has no fused Adam on the CPU
+            self.fused, self.optimizer = False, adam()
         # faults counted on the device between two settle() calls, which read them
         self._faults, self._run, self._worst_run = (torch.zeros((), dtype=torch.int64, device=self.device) for _ in range(3))
         self.ddp_model = dist.wrap(self.model, self.device)
         self.autocast_dtype = self._pick_amp()
-        self.scaler = torch.amp.GradScaler("cuda") if self.autocast_dtype == torch.float16 else None
+        # Under autocast PyTorch runs cuDNN's RNN kernel in fp16 whatever the dtype asked for
+        # (aten/src/ATen/cudnn/AutocastRNN.cpp casts to kHalf), so even with bf16 the LSTM's
+        # gradients need loss scaling to stay clear of fp16 underflow.
+        self.scaler = torch.amp.GradScaler("cuda") if self.autocast_dtype is not None else None
         self.schedule = LRSchedule(cfg, self.train_lanes.num_batches)
         if init is not None:
             self._restore(init)
@@ -672,8 +677,14 @@ def resume_config(run_or_checkpoint: str, overrides: dict[str, Any]) -> TrainCon
     options = dict(meta.get("options", {}))
     options.update({k: v for k, v in overrides.items() if v is not None})
     options.update(init_from=str(ckpt), reset_iterations=False, input_txt=None, force=False)
-    options["input_h5"] = meta.get("data", {}).get("input_h5", options.get("input_h5"))
-    options["input_json"] = meta.get("data", {}).get("input_json", options.get("input_json"))
+    # the run folder may have been moved or copied: keep writing beside the checkpoint
+    run_dir = ckpt.parent
+    options["checkpoint_name"] = str(run_dir / Path(options.get("checkpoint_name") or "checkpoint").name)
+    for key, local in (("input_h5", "corpus.h5"), ("input_json", "corpus.json")):
+        saved = meta.get("data", {}).get(key, options.get(key))
+        if (not saved or not Path(saved).exists()) and (run_dir / local).exists():
+            saved = str(run_dir / local)
+        options[key] = saved
     known = TrainConfig.__dataclass_fields__
     return TrainConfig(**{k: v for k, v in options.items() if k in known})
 
