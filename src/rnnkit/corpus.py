@@ -152,14 +152,21 @@ def scan_vocab(files: list[Path], kind: str, max_vocab: int) -> tuple[Vocab, int
             counts.update(WORD_PATTERN.findall(text))
         return Vocab.from_word_counts(counts, max_vocab), sum(counts.values())
     seen: dict[int, None] = {}
+    known = np.zeros(0x110000, dtype=bool)  # every code point (or byte) met so far
     total = 0
     probe = Vocab([], kind) if kind == "bytes" else Vocab(["a"], kind)
     for chunk in iter_chunks(files, kind):
         codes = probe.symbols(chunk)
         total += len(codes)
-        uniq, first = np.unique(codes, return_index=True)
-        for code in uniq[np.argsort(first)].tolist():
-            seen.setdefault(code, None)
+        # O(n) check for new symbols; the sort that orders them by first appearance only
+        # runs on chunks that have any, which after the first chunk is rare
+        new = ~known[codes]
+        if new.any():
+            fresh = codes[new]
+            uniq, first = np.unique(fresh, return_index=True)
+            for code in uniq[np.argsort(first)].tolist():
+                seen.setdefault(code, None)
+            known[uniq] = True
     tokens = [token_of_byte(c) if kind == "bytes" else chr(c) for c in seen]
     return Vocab(tokens, kind), total
 
