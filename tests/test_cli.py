@@ -60,3 +60,25 @@ def test_word_level_model(tmp_path, small_corpus):
     assert r.returncode == 0, r.stderr
     r = run_cli("sample", "--checkpoint", tmp_path / "w", "--length", "30", "--seed", "0")
     assert r.returncode == 0 and " " in r.stdout and "  " not in r.stdout
+
+
+def test_files_laid_out_by_torch_rnn_train_unchanged(tmp_path, shakespeare):
+    """An HDF5/JSON pair written the way torch-rnn's scripts/preprocess.py writes it."""
+    import numpy as np
+
+    text = shakespeare[:20_000]
+    token_to_idx = {}
+    for ch in text:  # ids by first appearance, 1-based
+        token_to_idx.setdefault(ch, len(token_to_idx) + 1)
+    ids = np.array([token_to_idx[c] for c in text], dtype=np.uint8)
+    with h5py.File(tmp_path / "t.h5", "w") as f:
+        f.create_dataset("train", data=ids[:16_000])
+        f.create_dataset("val", data=ids[16_000:18_000])
+        f.create_dataset("test", data=ids[18_000:])
+    (tmp_path / "t.json").write_text(json.dumps(
+        {"token_to_idx": token_to_idx, "idx_to_token": {v: k for k, v in token_to_idx.items()}}))
+    r = run_cli("train", "-input_h5", tmp_path / "t.h5", "-input_json", tmp_path / "t.json", "-rnn_size", "16",
+                "-batch_size", "4", "-seq_length", "16", "-max_iters", "4", "-checkpoint_name", tmp_path / "cv/checkpoint", "--quiet")
+    assert r.returncode == 0, r.stderr
+    r = run_cli("sample", "-checkpoint", tmp_path / "cv/checkpoint_4.json", "-length", "40", "-start_text", "First")
+    assert r.returncode == 0 and r.stdout.startswith("First")

@@ -77,3 +77,17 @@ def test_other_cells_train(tmp_path, small_corpus, model_type):
     result = train(TrainConfig(input_txt=[str(small_corpus)], checkpoint_name=str(tmp_path / "r/ck"), max_iters=5,
                                model_type=model_type, rnn_size=16, batch_size=4, seq_length=16, progress="none"))
     assert result.last_val_loss is not None and math.isfinite(result.last_val_loss)
+
+
+def test_resume_follows_a_moved_run_folder(tmp_path, small_corpus):
+    import shutil
+
+    from rnnkit.training import resume_config
+
+    train(TrainConfig(input_txt=[str(small_corpus)], checkpoint_name=str(tmp_path / "a/ck"), max_iters=6,
+                      checkpoint_every=3, rnn_size=8, wordvec_size=8, batch_size=2, seq_length=8, progress="none"))
+    shutil.move(tmp_path / "a", tmp_path / "b")
+    cfg = resume_config(str(tmp_path / "b"), {"max_iters": 9})
+    result = train(cfg)
+    assert result.iteration == 9
+    assert (tmp_path / "b/ck_9.json").exists() and not (tmp_path / "a").exists()
