@@ -307,9 +307,11 @@ async def sse_events(generator: Generator, opts: SampleOptions, lease: Lease) ->
     lease.thread_started = True
     threading.Thread(target=produce, name="rnnkit-stream", daemon=True).start()
     chars = 0
+    pending = None
     try:
         while True:
-            item = await queue.get()
+            item = pending if pending is not None else await queue.get()
+            pending = None
             if item is _DONE:
                 yield sse({"chars": chars}, "done")
                 return
@@ -319,8 +321,18 @@ async def sse_events(generator: Generator, opts: SampleOptions, lease: Lease) ->
             if isinstance(item, Exception):
                 yield sse({"error": f"internal error: {type(item).__name__}"}, "error")
                 return
-            chars += len(item)
-            yield sse({"text": item})
+            # A fast sampler outruns the network and the browser: send what has piled up
+            # as one event rather than one event per character.
+            pieces = [item]
+            while not queue.empty() and len(pieces) < 4096:
+                nxt = queue.get_nowait()
+                if not isinstance(nxt, str):
+                    pending = nxt
+                    break
+                pieces.append(nxt)
+            text = "".join(pieces)
+            chars += len(text)
+            yield sse({"text": text})
     finally:
         stop.set()  # the client left or the stream ended: the thread stops after its next piece
 
