@@ -1,30 +1,64 @@
-"""`--rnn_size auto`, `--num_layers auto`, `--batch_size auto`, `--seq_length auto`.
+"""`auto` for --rnn_size, --num_layers, --batch_size, --seq_length, --learning_rate, --dropout.
 
-The choice starts from the corpus size and the time budget. The table follows the
-advice that torch-rnn users passed around (1 MB -> 2x128 ... 6 MB -> 2x400), scaled by
-what this machine can train in the time given: a bigger network only pays when the
-budget lets it see the corpus several times.
+Without a time budget the size follows the corpus, as torch-rnn users advised each
+other (1 MB -> 2x128 ... 6 MB -> 2x400), with torch-rnn's batch 50 x 50 and lr 2e-3.
+
+With --time_budget the compute decides. A CPU trains a given width at a nearly fixed
+number of characters per second whatever the batch, so a budget is a number of
+characters. Measured on tinyshakespeare (1.0M training characters, one thread, CPU
+clock; README "Performance"), val loss in nats/char:
+  100 s, 2x256: batch 16 / 12 / 8 at lr 3e-3  -> 1.525 / 1.512 / 1.498
+  100 s, 2x256, batch 12: lr 2e-3 / 3e-3 / 5e-3 / 7e-3 -> 1.546 / 1.512 / 1.487-1.495 / 1.490
+  100 s, batch 12, lr 5e-3: 2x384 -> 1.507 (2x256: 1.487-1.495)
+  15 min, batch 16: 2x384 no dropout -> best 1.483, then overfits to 1.576;
+                    2x512 dropout 0.1, lr 2e-3 -> 1.427
+So: the widest network that still sees ~2 characters per weight in the budget, many
+small batches at a high learning rate (annealed to the end of the budget, schedule.py),
+and dropout once the budget goes over the corpus several times. The network is also
+kept below ~4 weights per training character (char-rnn's advice: parameters of the
+order of the data), since beyond that it mostly memorizes.
 """
 
 from __future__ import annotations
 
-from pathlib import Path
+import sys
 
+AUTO_FIELDS = ("rnn_size", "num_layers", "batch_size", "seq_length", "learning_rate", "dropout")
 # (train tokens up to, rnn_size): the torch-rnn community's rule of thumb
 SIZE_TABLE = ((300_000, 128), (1_500_000, 256), (3_000_000, 384), (float("inf"), 512))
-AUTO_FIELDS = ("rnn_size", "num_layers", "batch_size", "seq_length")
+# characters/s one thread trains 2 layers of this width at batch 12-16 x 64
+# (2-core AMD EPYC, torch 2.13 CPU); a faster machine only makes the choice cautious
+CHARS_PER_SECOND = {128: 93_000, 192: 38_000, 256: 26_000, 384: 15_000, 512: 8_200, 768: 4_000}
+CHARS_PER_WEIGHT = 2.0  # the budget must show the network this many characters per weight
+WEIGHTS_PER_CHAR = 4.0  # and the network holds at most this many weights per training character
+WORDVEC = 64
+
+
+def lstm_weights(rnn_size: int, layers: int = 2) -> int:
+    h = rnn_size
+    return 4 * h * (WORDVEC + h) + (layers - 1) * 8 * h * h + layers * 8 * h
 
 
 def choose(train_tokens: int, time_budget: float | None) -> dict:
-    rnn_size = next(size for limit, size in SIZE_TABLE if train_tokens <= limit)
-    reason = [f"{train_tokens:,} training tokens -> {rnn_size} units"]
-    if time_budget is not None and time_budget < 600 and rnn_size > 256:
-        rnn_size = 256
-        reason.append(f"a {time_budget:g}s budget is too short for a wider network -> 256")
-    # Short budgets favour more, smaller updates: fewer lanes, the same unroll length.
-    batch_size = 32 if time_budget is not None and time_budget <= 900 else 50
-    return {"rnn_size": rnn_size, "num_layers": 2, "batch_size": batch_size, "seq_length": 64,
-            "reason": "; ".join(reason)}
+    if time_budget is None:
+        size = next(size for limit, size in SIZE_TABLE if train_tokens <= limit)
+        return {"rnn_size": size, "num_layers": 2, "batch_size": 50, "seq_length": 50, "learning_rate": 2e-3,
+                "dropout": 0.0, "reason": f"{train_tokens:,} training tokens -> {size} units (torch-rnn's rule of "
+                                          "thumb); torch-rnn's batch 50 x 50, learning rate 2e-3"}
+    fits = [h for h, rate in CHARS_PER_SECOND.items()
+            if time_budget * rate >= CHARS_PER_WEIGHT * lstm_weights(h) and lstm_weights(h) <= WEIGHTS_PER_CHAR * train_tokens]
+    size = max(fits, default=min(CHARS_PER_SECOND))
+    seen = time_budget * CHARS_PER_SECOND[size]  # characters the budget trains on
+    epochs = seen / max(1, train_tokens)
+    batch = 12 if seen <= 5e6 else 16 if seen <= 5e7 else 32
+    lr = 5e-3 if size <= 256 else 3e-3
+    dropout = 0.0 if epochs <= 3 else 0.1 if epochs <= 5 else 0.25
+    reason = (f"a {time_budget:g} s budget trains ~{seen / 1e6:.1f}M characters ({epochs:.1f} passes over "
+              f"{train_tokens:,} training tokens); 2x{size} is the widest network shown >= {CHARS_PER_WEIGHT:g} characters "
+              f"per weight with <= {WEIGHTS_PER_CHAR:g} weights per training character; batch {batch} x 64 at learning rate {lr:g}"
+              + (f"; dropout {dropout:g} against overfitting" if dropout else ""))
+    return {"rnn_size": size, "num_layers": 2, "batch_size": batch, "seq_length": 64, "learning_rate": lr,
+            "dropout": dropout, "reason": reason}
 
 
 def train_tokens_of(options: dict) -> int | None:
@@ -41,6 +75,8 @@ def train_tokens_of(options: dict) -> int | None:
 
 
 def resolve_auto(config_class, options: dict):
+    """The config with every `auto` value chosen; the choice and its reason are kept in
+    auto_choice (written to config.json) and shown on stderr."""
     wanted = [k for k in AUTO_FIELDS if options.get(k) == "auto"]
     if wanted:
         tokens = train_tokens_of(options)
@@ -52,9 +88,13 @@ def resolve_auto(config_class, options: dict):
         for k in wanted:
             options[k] = picked[k]
         options["auto_choice"] = {**{k: picked[k] for k in wanted}, "reason": picked["reason"]}
+        from .distributed import rank
+
+        if not options.get("quiet") and rank() == 0:
+            print(describe_choice(options["auto_choice"]), file=sys.stderr, flush=True)
     return config_class(**options)
 
 
-def describe_choice(run_dir: str | Path, choice: dict) -> str:
-    parts = ", ".join(f"{k} {v}" for k, v in choice.items() if k != "reason")
+def describe_choice(choice: dict) -> str:
+    parts = ", ".join(f"{k} {v:g}" if isinstance(v, float) else f"{k} {v}" for k, v in choice.items() if k != "reason")
     return f"auto: {parts} ({choice['reason']})"

@@ -57,6 +57,15 @@ def _int_or_auto(value: str):
         raise argparse.ArgumentTypeError(f"expected a whole number or 'auto', got {value!r}") from None
 
 
+def _float_or_auto(value: str):
+    if value == "auto":
+        return "auto"
+    try:
+        return float(value)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a number or 'auto', got {value!r}") from None
+
+
 def _train_parser(sub) -> None:
     p = new_parser(sub, "train", "train a character (or word) language model")
     p.add_argument("text", nargs="*", help="a raw text file (or several) to preprocess on the fly")
@@ -73,13 +82,13 @@ def _train_parser(sub) -> None:
     flag(g, "wordvec_size", type=int, default=64)
     flag(g, "rnn_size", type=_int_or_auto, default=128, help="hidden units, or auto")
     flag(g, "num_layers", type=_int_or_auto, default=2, help="layers, or auto")
-    flag(g, "dropout", type=float, default=0.0)
+    flag(g, "dropout", type=_float_or_auto, default=0.0, help="or auto (more when the budget repeats the corpus)")
     flag(g, "batchnorm", type=torch_bool, default=False)
     g = p.add_argument_group("optimization")
     flag(g, "max_epochs", type=int, default=50)
     flag(g, "max_iters", type=int, default=None, help="stop after this many iterations")
     flag(g, "time_budget", default=None, help="train for this long (100s, 15m, 2h) with a schedule that ends on time")
-    flag(g, "learning_rate", type=float, default=2e-3)
+    flag(g, "learning_rate", type=_float_or_auto, default=2e-3, help="or auto (picked with the batch size)")
     flag(g, "grad_clip", type=float, default=5.0)
     flag(g, "lr_decay_every", type=int, default=5)
     flag(g, "lr_decay_factor", type=float, default=0.5)
@@ -123,7 +132,7 @@ def train_config_from_args(args, explicit: set[str] | None = None):
     options = {k: getattr(args, k) for k in TRAIN_OPTIONS}
     options["time_budget"] = budget
     if args.resume:
-        overrides = {k: options[k] for k in (explicit or set()) if k in options}
+        overrides = {k: options[k] for k in (explicit or set()) if k in options and options[k] != "auto"}
         if budget is not None:
             overrides["time_budget"] = budget
         return resume_config(args.resume, overrides)

@@ -1,0 +1,176 @@
+"""The fast paths of issue 8 behave like the slow ones: NumPy sampling step, Gumbel
+sampling, `auto` sizes, the time budget and its learning-rate schedule."""
+
+from __future__ import annotations
+
+import json
+from types import SimpleNamespace
+
+import numpy as np
+import pytest
+import torch
+
+from conftest import run_cli
+from rnnkit import auto, cpu_step
+from rnnkit.model import LanguageModel, ModelConfig
+from rnnkit.sampling import Generator, SampleOptions, pick_next_np
+from rnnkit.schedule import FLOOR, WARMUP_ITERS, LRSchedule
+from rnnkit.training import TrainConfig, train
+from rnnkit.vocab import Vocab
+
+VOCAB = Vocab.build("abcdefghijklmnop \n.", "char")
+
+
+def model_of(model_type="lstm", layers=2, batchnorm=False, seed=0) -> LanguageModel:
+    torch.manual_seed(seed)
+    model = LanguageModel(ModelConfig(len(VOCAB), model_type, 12, 32, layers, batchnorm=batchnorm)).eval()
+    if batchnorm:  # statistics and affine terms that are not the identity
+        with torch.no_grad():
+            model.norm.running_mean.normal_()
+            model.norm.running_var.uniform_(0.5, 2.0)
+            model.norm.weight.normal_()
+            model.norm.bias.normal_()
+    return model
+
+
+@pytest.mark.parametrize("model_type,layers,batchnorm", [
+    ("lstm", 2, False), ("lstm", 3, True), ("gru", 2, False), ("gru", 1, True), ("rnn", 2, False), ("rnn", 3, True),
+])
+def test_numpy_step_gives_the_torch_models_probabilities(model_type, layers, batchnorm):
+    model = model_of(model_type, layers, batchnorm)
+    ids = torch.randint(1, len(VOCAB) + 1, (4, 30), generator=torch.Generator().manual_seed(1))
+    with torch.inference_mode():
+        _, state = model(ids[:, :1])
+        streams = cpu_step.CpuLM(model).start(state, 4)
+        for t in range(1, ids.shape[1]):
+            logits, state = model(ids[:, t:t + 1], state)
+            fast = streams.step(ids[:, t].numpy())
+            want = torch.softmax(logits[:, -1], -1).numpy()
+            got = np.exp(fast - fast.max(-1, keepdims=True))
+            got /= got.sum(-1, keepdims=True)
+            np.testing.assert_allclose(got, want, atol=1e-5, rtol=0)
+
+
+@pytest.mark.parametrize("options", [
+    dict(), dict(temperature=0.6), dict(top_k=3), dict(top_p=0.7), dict(sample=False),
+    dict(num_samples=3, temperature=1.4, top_p=0.9), dict(num_samples=4, stop_at="."), dict(start_text="ab ba"),
+])
+def test_a_seed_gives_the_same_text_on_both_paths(options):
+    gen = Generator(model_of(), VOCAB)
+    fast = gen.generate(length=300, seed=11, **options)
+    gen.fast_path = False
+    assert gen.generate(length=300, seed=11, **options) == fast
+    assert gen.generate(length=300, seed=12, **options) != fast or options.get("sample") is False
+
+
+def test_the_numpy_path_runs_on_cpu(monkeypatch):
+    calls = []
+    step = cpu_step.CpuStreams.step
+    monkeypatch.setattr(cpu_step.CpuStreams, "step", lambda self, ids: calls.append(1) or step(self, ids))
+    Generator(model_of(), VOCAB).generate(length=20, seed=0)
+    assert len(calls) == 19  # every token after the first comes from a NumPy step
+
+
+def test_changed_weights_are_not_served_from_the_cache():
+    gen = Generator(model_of(), VOCAB)
+    before = gen.generate(length=200, seed=3)
+    with torch.no_grad():
+        gen.model.head.bias[VOCAB.id_of("a") - 1] += 20.0  # 'a' now dominates
+    after = gen.generate(length=200, seed=3)
+    assert after != before and after[0].count("a") > 150
+
+
+def test_gumbel_sampling_follows_the_softmax():
+    logits = np.log(np.array([[0.5, 0.3, 0.15, 0.05, 0.0]], np.float32) + 1e-30)
+    rng = np.random.default_rng(0)
+    draws = 40_000
+    counts = np.zeros(5)
+    opts = SampleOptions()
+    for _ in range(draws // 1000):
+        noise = -np.log(-np.log(rng.random((1000, 5), dtype=np.float32)))
+        picks = np.argmax(logits + noise, -1)
+        counts += np.bincount(picks, minlength=5)
+    np.testing.assert_allclose(counts / draws, [0.5, 0.3, 0.15, 0.05, 0.0], atol=0.01)
+    # pick_next_np with temperature flattens the distribution as softmax(logits / T) does
+    t = 2.0
+    want = np.exp(logits[0] / t) / np.exp(logits[0] / t).sum()
+    counts[:] = 0
+    for _ in range(draws // 1000):
+        noise = -np.log(-np.log(rng.random((1000, 5), dtype=np.float32)))
+        picks = pick_next_np(np.repeat(logits, 1000, 0), SampleOptions(temperature=t), noise)
+        counts += np.bincount(picks, minlength=5)
+    np.testing.assert_allclose(counts / draws, want, atol=0.01)
+    assert opts.temperature == 1.0
+
+
+def test_auto_choice_is_recorded_in_config_json(tmp_path, small_corpus):
+    r = run_cli("train", small_corpus, "--checkpoint_name", tmp_path / "run/checkpoint", "--rnn_size", "auto",
+                "--num_layers", "auto", "--batch_size", "auto", "--seq_length", "auto", "--learning_rate", "auto", "--dropout", "auto",
+                "--wordvec_size", "8", "--max_iters", "2", "--progress", "none")
+    assert r.returncode == 0, r.stderr
+    config = json.loads((tmp_path / "run/config.json").read_text())
+    choice = config["auto_choice"]
+    assert set(choice) == set(auto.AUTO_FIELDS) | {"reason"}
+    assert choice["reason"]
+    for key in auto.AUTO_FIELDS:
+        assert config[key] == choice[key]
+    assert "auto:" in r.stderr  # the choice is also shown
+
+
+def test_budget_choices_follow_the_measurements():
+    no_budget = auto.choose(1_000_000, None)
+    assert (no_budget["batch_size"], no_budget["seq_length"], no_budget["learning_rate"]) == (50, 50, 2e-3)
+    short = auto.choose(1_000_000, 100.0)  # issue 8's 100 s on tinyshakespeare
+    assert (short["rnn_size"], short["batch_size"], short["learning_rate"], short["dropout"]) == (256, 12, 5e-3, 0.0)
+    long = auto.choose(1_000_000, 900.0)  # 15 minutes go over the corpus ~7 times
+    assert long["rnn_size"] > short["rnn_size"] and long["dropout"] > 0
+    assert auto.choose(80_000, 3600.0)["rnn_size"] == 128  # a small corpus caps the network
+    assert auto.choose(50_000_000, 900.0)["dropout"] == 0.0  # a large one is not repeated
+    assert "budget" in short["reason"] and "passes" in short["reason"]
+
+
+def test_explicit_values_are_kept_and_nothing_recorded():
+    cfg = auto.resolve_auto(TrainConfig, {"rnn_size": 64, "num_layers": 2, "batch_size": 10, "seq_length": 20,
+                                          "learning_rate": 0.01})
+    assert (cfg.rnn_size, cfg.batch_size, cfg.learning_rate, cfg.auto_choice) == (64, 10, 0.01, {})
+
+
+def test_time_budget_stops_training_near_the_budget(tmp_path, small_corpus):
+    result = train(TrainConfig(input_txt=[str(small_corpus)], checkpoint_name=str(tmp_path / "run/checkpoint"),
+                               time_budget=4.0, rnn_size=16, wordvec_size=8, batch_size=4, seq_length=16,
+                               progress="none", quiet=True))
+    assert result.stopped == "time_budget"
+    assert result.iteration > 20
+    assert result.seconds < 4.0 + 20  # the last evaluation and checkpoint come after the budget
+    assert result.best_checkpoint is not None and result.best_checkpoint.exists()
+
+
+def test_budget_schedule_warms_up_then_ends_at_its_floor():
+    cfg = SimpleNamespace(learning_rate=0.01, lr_decay_every=5, lr_decay_factor=0.5, time_budget=100.0)
+    s = LRSchedule(cfg, batches_per_epoch=10)
+    assert s.lr(1, 0.0) == pytest.approx(0.01 / WARMUP_ITERS)
+    assert s.lr(WARMUP_ITERS, 0.0) == pytest.approx(0.01)
+    lrs = [s.lr(10_000, t) for t in range(0, 101, 5)]
+    assert all(a >= b for a, b in zip(lrs, lrs[1:]))
+    assert lrs[-1] == pytest.approx(0.01 * FLOOR)
+    assert s.lr(10_000, 250.0) == pytest.approx(0.01 * FLOOR)  # past the budget it stays there
+
+
+@pytest.mark.skipif(cpu_step._BLAS is None, reason="NumPy's BLAS is not a bundled OpenBLAS")
+def test_sampling_holds_openblas_to_one_thread_unless_sharing_pays(monkeypatch):
+    get, put = cpu_step._BLAS
+    before = get()
+    put(2)
+    try:
+        monkeypatch.setattr(cpu_step, "machine_is_idle", lambda: True)
+        with cpu_step.blas_threads_for(1):
+            assert get() == 1
+        assert get() == 2
+        with cpu_step.blas_threads_for(32):
+            assert get() == 2
+        monkeypatch.setattr(cpu_step, "machine_is_idle", lambda: False)
+        with cpu_step.blas_threads_for(32), cpu_step.blas_threads_for(32):
+            assert get() == 1
+        assert get() == 2
+    finally:
+        put(before)
