@@ -7,8 +7,10 @@ side runs several times, interleaved, and the best run of each side is compared.
 
 from __future__ import annotations
 
+import atexit
 import os
 import platform
+import shutil
 import tempfile
 import time
 from dataclasses import dataclass
@@ -62,7 +64,10 @@ def prepared_corpus(workdir: Path) -> tuple[str, str]:
 
 
 def workdir(name: str) -> Path:
-    return Path(tempfile.mkdtemp(prefix=f"rnnkit-bench-{name}-"))
+    """A fresh temporary folder, removed when the benchmark exits."""
+    path = Path(tempfile.mkdtemp(prefix=f"rnnkit-bench-{name}-"))
+    atexit.register(shutil.rmtree, path, True)
+    return path
 
 
 def machine() -> str:
