@@ -20,7 +20,7 @@ from safetensors import SafetensorError
 from safetensors.torch import load as st_load
 from safetensors.torch import save as st_save
 
-from .atomic import _fsync_dir, atomic_write_bytes, atomic_write_text, ensure_writable_folder  # noqa: F401
+from .atomic import atomic_write_bytes, atomic_write_text
 from .errors import CheckpointError
 
 FORMAT = "rnnkit-checkpoint"

@@ -23,10 +23,9 @@ import torch.nn as nn
 import torch.nn.functional as F
 from torch.nn.utils.rnn import pack_padded_sequence
 
+from .atomic import atomic_write_bytes, atomic_write_text
 from .checkpoint import (
     Checkpoint,
-    atomic_write_bytes,
-    atomic_write_text,
     find_checkpoints,
     latest_checkpoint,
     load_checkpoint,

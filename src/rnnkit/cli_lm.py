@@ -205,7 +205,6 @@ def run_sample(args) -> int:
         stop_at=stop_at, skip_unknown=args.skip_unknown,
     )
     if args.output:
-        from .checkpoint import atomic_write_text  # noqa: F401  (checked below, written at the end)
         _check_output_path(args.output, args.force)
     gen = Generator.load(args.checkpoint, args.device, args.gpu)
     if args.verbose:
@@ -235,7 +234,7 @@ def run_sample(args) -> int:
 def _check_output_path(path: str, force: bool) -> None:
     from pathlib import Path
 
-    from .checkpoint import ensure_writable_folder
+    from .atomic import ensure_writable_folder
     from .errors import InputFileError, OutputExistsError
 
     out = Path(path)

@@ -35,7 +35,7 @@ class MetricsLog:
         if resume_at is not None and self.path.exists():
             # a resumed run re-does the iterations after its checkpoint: drop their records
             kept = [r for r in read_metrics(self.path) if r.get("iteration", 0) <= resume_at]
-            from .checkpoint import atomic_write_text  # a kill while rewriting must not lose the history
+            from .atomic import atomic_write_text  # a kill while rewriting must not lose the history
 
             atomic_write_text(self.path, "".join(json.dumps(r) + "\n" for r in kept))
         elif resume_at is None:

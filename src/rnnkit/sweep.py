@@ -14,7 +14,8 @@ import sys
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from .checkpoint import atomic_write_text, latest_checkpoint
+from .atomic import atomic_write_text
+from .checkpoint import latest_checkpoint
 from .compare import RunSummary, best_run, compare_runs, format_table, plot_overlay
 from .errors import ConfigError, OutputExistsError, RnnkitError
 

@@ -22,8 +22,8 @@ import torch
 import torch.nn.functional as F
 
 from . import distributed as dist
-from .checkpoint import latest_checkpoint, load_checkpoint, pack_optimizer, read_meta, save_checkpoint, unpack_optimizer, atomic_write_text
-from .checkpoint import ensure_writable_folder, remove_checkpoints
+from .atomic import atomic_write_text, ensure_writable_folder
+from .checkpoint import latest_checkpoint, load_checkpoint, pack_optimizer, read_meta, remove_checkpoints, save_checkpoint, unpack_optimizer
 from .data import Lanes, check_ids, fit_lanes, open_split
 from .device import resolve_device
 from .errors import ConfigError, InputFileError, OutputExistsError, RnnkitError
