@@ -100,7 +100,8 @@ class Progress:
         elif self.mode == "none" and message.startswith(("warning", "restored", "early")):
             print(message, file=sys.stderr, flush=True)
 
-    def mean_tokens_per_second(self, tokens_per_step: int, seconds: float) -> float:
+    def mean_tokens_per_second(self) -> float:
+        """Mean of the logged rates, the first (warm-up) one left out."""
         return sum(self.rates[1:]) / max(1, len(self.rates) - 1) if len(self.rates) > 1 else 0.0
 
     def close(self) -> None:

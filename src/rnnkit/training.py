@@ -599,7 +599,7 @@ class Trainer:
         return TrainResult(
             iteration=self.iteration, best_val_loss=self.best_val, last_val_loss=self.last_val,
             checkpoint=self.last_saved, best_checkpoint=self.best_path, stopped=stopped,
-            tokens_per_second=progress.mean_tokens_per_second(tokens_per_step, seconds), seconds=seconds,
+            tokens_per_second=progress.mean_tokens_per_second(), seconds=seconds,
         )
 
     def _request_stop(self, signum, frame) -> None:
