@@ -151,24 +151,30 @@ def test_sigkill_at_random_moments_loses_nothing_but_the_last_steps(tmp_path):
     assert a.keys() == b.keys() and all(torch.equal(a[k], b[k]) for k in a)
 
 
-@posix_only
-def test_ctrl_c_saves_a_checkpoint_and_exits_cleanly(tmp_path):
-    """A plain `python -m rnnkit train` process, as a terminal runs it."""
+def signal_training(tmp_path: Path, signum: int) -> tuple[int, str]:
+    """Start a plain `python -m rnnkit train` process, as a terminal runs it, into tmp_path/run;
+    send it `signum` a few iterations in; return its exit code and stderr."""
     (tmp_path / "text.txt").write_text(shakespeare_text()[:20_000])
-    run = tmp_path / "run"
     proc = subprocess.Popen([sys.executable, "-m", "rnnkit", "train", "text.txt", "--checkpoint_name", "run/ck", *FLAGS,
                              "--checkpoint_every", "1000"], cwd=tmp_path, env=ENV, text=True,
                             stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
-    metrics = run / "metrics.jsonl"
+    metrics = tmp_path / "run" / "metrics.jsonl"
     started = wait_until(lambda: metrics.exists() and any(r.get("iteration", 0) >= 5 for r in read_metrics(metrics)),
                          alive=lambda: proc.poll() is None)
     assert started, "training did not start"
-    proc.send_signal(signal.SIGINT)
+    proc.send_signal(signum)
     _, err = proc.communicate(timeout=120)
-    assert proc.returncode == 130, err  # the shell's code for "stopped by Ctrl-C"
+    return proc.returncode, err
+
+
+@posix_only
+def test_ctrl_c_saves_a_checkpoint_and_exits_cleanly(tmp_path):
+    code, err = signal_training(tmp_path, signal.SIGINT)
+    assert code == 130, err  # the shell's code for "stopped by Ctrl-C"
     assert "Traceback" not in err
     assert f"continue with: rnnkit train --resume {Path('run')}" in err
-    trained = max(r["iteration"] for r in read_metrics(metrics) if "train_loss" in r)
+    run = tmp_path / "run"
+    trained = max(r["iteration"] for r in read_metrics(run) if "train_loss" in r)
     latest = latest_checkpoint(run, "ck")
     assert checkpoint_iteration(latest) == trained  # saved where it stopped: no step lost
     assert load_checkpoint(latest).meta["iteration"] == trained

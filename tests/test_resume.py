@@ -2,15 +2,18 @@
 
 Dropout is on, so the resumed run needs the saved RNG states; K falls inside an epoch, so
 it needs the carried hidden state; N is in the next epoch, past a learning-rate decay.
-The controls at the end show the comparison is sharp enough to notice a lost part.
+The controls show the comparison is sharp enough to notice a lost part. At the end: a
+damaged newest checkpoint is named, left alone, and the resume continues from the one before.
 """
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import pytest
 import torch
 
-from conftest import shakespeare_text
+from conftest import run_cli, shakespeare_text
 from rnnkit.checkpoint import load_checkpoint, save_checkpoint
 from rnnkit.training import TrainConfig, resume_config, train
 
@@ -78,3 +81,83 @@ def test_resume_without_a_saved_part_diverges(corpus, lose):
     resumed = train(resume_config(str(corpus / "part"), {"max_iters": N}))
     a, b = final_state(whole), final_state(resumed)
     assert any(not torch.equal(a[k], b[k]) for k in a if k.startswith("model."))
+
+
+# ---- a damaged newest checkpoint: resume falls back to the newest intact one -----------------
+def damage(run, how: str) -> None:
+    weights, meta = run / "ck_9.safetensors", run / "ck_9.json"
+    if how == "truncated weights":
+        weights.write_bytes(weights.read_bytes()[: weights.stat().st_size // 2])
+    elif how == "flipped byte in weights":
+        blob = bytearray(weights.read_bytes())
+        blob[len(blob) // 2] ^= 0xFF
+        weights.write_bytes(bytes(blob))
+    elif how == "wrong checksum":
+        meta.write_text(meta.read_text().replace(load_checkpoint(meta).meta["weights_sha256"], "0" * 64))
+    elif how == "truncated JSON":
+        meta.write_bytes(meta.read_bytes()[:100])
+    elif how == "not a checkpoint JSON":
+        meta.write_text("{}")
+
+
+def run_to_9(corpus):
+    """ck_3, ck_6, ck_9 in corpus/run."""
+    cfg = config(corpus, "run", 9, "lstm")
+    cfg.checkpoint_every = 3
+    train(cfg)
+    return corpus / "run"
+
+
+def snapshot(run, names=("ck_9.json", "ck_9.safetensors")) -> dict[str, bytes]:
+    return {name: (run / name).read_bytes() for name in names}
+
+
+@pytest.mark.parametrize("how", ["truncated weights", "flipped byte in weights", "wrong checksum", "truncated JSON", "not a checkpoint JSON"])
+def test_resume_falls_back_past_a_damaged_newest_checkpoint(corpus, capsys, how):
+    run = run_to_9(corpus)
+    damage(run, how)
+    damaged = snapshot(run)
+    capsys.readouterr()
+    cfg = resume_config(str(run), {"max_iters": 8})
+    assert Path(cfg.init_from).name == "ck_6.json"
+    lines = capsys.readouterr().err.splitlines()
+    assert len(lines) == 1 and "damaged" in lines[0] and "ck_9.json" in lines[0] and lines[0].endswith("ck_6.json"), lines
+    resumed = train(cfg)
+    assert resumed.iteration == 8 and Path(resumed.checkpoint).name == "ck_8.json"
+    assert_bit_identical(final_state(train(config(corpus, "whole", 8, "lstm"))), final_state(resumed))  # from ck_6, exactly
+    assert snapshot(run) == damaged  # never deleted, never written over
+
+
+def test_a_resumed_run_that_reaches_the_damaged_iteration_sets_it_aside(corpus, capsys):
+    run = run_to_9(corpus)
+    damage(run, "truncated weights")
+    damaged = snapshot(run)
+    resumed = train(resume_config(str(run), {"max_iters": 12}))
+    assert resumed.iteration == 12
+    assert snapshot(run, ("ck_9.json.damaged", "ck_9.safetensors.damaged")) == {f"{k}.damaged": v for k, v in damaged.items()}
+    assert load_checkpoint(run / "ck_9.json").meta["iteration"] == 9  # written anew beside it
+    assert "damaged checkpoint ck_9.json kept as ck_9.json.damaged and ck_9.safetensors.damaged" in capsys.readouterr().err
+
+
+def test_resume_with_no_intact_checkpoint_is_one_line_error(corpus):
+    from rnnkit.errors import CheckpointError
+
+    run = run_to_9(corpus)
+    for it in (3, 6, 9):
+        (run / f"ck_{it}.json").write_bytes((run / f"ck_{it}.json").read_bytes()[:100])
+    before = {p.name: p.read_bytes() for p in run.iterdir()}
+    with pytest.raises(CheckpointError, match=r"no intact checkpoint.*ck_9\.json.*ck_3\.json.*truncated or corrupted") as e:
+        resume_config(str(run), {})
+    assert "\n" not in str(e.value)
+    assert {p.name: p.read_bytes() for p in run.iterdir()} == before
+
+
+def test_the_cli_names_the_damaged_checkpoint_and_resumes_from_the_one_before(corpus):
+    run = run_to_9(corpus)
+    damage(run, "truncated JSON")
+    damaged = snapshot(run)
+    r = run_cli("train", "--resume", run, "--max_iters", "7")
+    assert r.returncode == 0, r.stderr
+    warning = [line for line in r.stderr.splitlines() if "damaged" in line]
+    assert len(warning) == 1 and str(run / "ck_9.json") in warning[0] and str(run / "ck_6.json") in warning[0]
+    assert load_checkpoint(run / "ck_7.json").meta["iteration"] == 7 and snapshot(run) == damaged

@@ -3,7 +3,9 @@
 A checkpoint is named by its JSON file (``cv/checkpoint_1000.json``). The JSON records
 the weights file's name and SHA-256, and is written after the weights, each atomically
 (temp file, fsync, rename), so a crash leaves either the old pair or the new one. A pair
-whose checksum does not match is refused, never loaded. Nothing is ever unpickled.
+whose checksum does not match is refused, never loaded (`DamagedCheckpoint`); a resume
+falls back to the newest intact pair and never deletes or overwrites a damaged one.
+Nothing is ever unpickled.
 """
 
 from __future__ import annotations
@@ -26,6 +28,14 @@ from .errors import CheckpointError
 FORMAT = "rnnkit-checkpoint"
 FORMAT_VERSION = 1
 _ITER_RE = re.compile(r"_(\d+)\.json$")
+
+
+class DamagedCheckpoint(CheckpointError):
+    """A checkpoint's files are truncated, corrupted or do not match each other."""
+
+    def __init__(self, message: str, reason: str):
+        super().__init__(message)
+        self.reason = reason  # a few words, for lines that name several files
 
 
 @dataclass
@@ -90,12 +100,12 @@ def read_meta(json_path: str | Path) -> dict[str, Any]:
     try:
         meta = json.loads(raw.decode("utf-8"))
     except (UnicodeDecodeError, json.JSONDecodeError):
-        raise CheckpointError(
+        raise DamagedCheckpoint(
             f"{json_path} is not an rnnkit checkpoint (unreadable JSON: truncated or corrupted?); "
-            "use an earlier checkpoint from the same folder"
+            "use an earlier checkpoint from the same folder", "unreadable JSON: truncated or corrupted?"
         ) from None
     if not isinstance(meta, dict) or meta.get("format") != FORMAT:
-        raise CheckpointError(f"{json_path} is not an rnnkit checkpoint JSON file")
+        raise DamagedCheckpoint(f"{json_path} is not an rnnkit checkpoint JSON file", "not an rnnkit checkpoint JSON file")
     version = meta.get("format_version")
     if not isinstance(version, int) or version > FORMAT_VERSION:
         raise CheckpointError(
@@ -108,21 +118,47 @@ def read_meta(json_path: str | Path) -> dict[str, Any]:
 def load_checkpoint(path: str | Path) -> Checkpoint:
     json_path = resolve_checkpoint(path)
     meta = read_meta(json_path)
-    weights = json_path.parent / str(meta.get("weights_file", ""))
+    weights = _weights_file(json_path, meta)
     try:
         blob = weights.read_bytes()
     except (FileNotFoundError, IsADirectoryError):
-        raise CheckpointError(f"{json_path}: its weights file {weights.name} is missing") from None
-    if hashlib.sha256(blob).hexdigest() != meta.get("weights_sha256"):
-        raise CheckpointError(
-            f"{weights} does not match the checksum in {json_path.name} (truncated or corrupted); "
-            "use an earlier checkpoint from the same folder"
-        )
+        raise _missing(json_path, weights) from None
+    _check_digest(hashlib.sha256(blob).hexdigest(), json_path, meta)
     try:
         tensors = st_load(blob)
     except (SafetensorError, ValueError, RuntimeError) as e:
-        raise CheckpointError(f"{weights} is not a valid safetensors file ({e})") from None
+        raise DamagedCheckpoint(f"{weights} is not a valid safetensors file ({e})", "not a valid safetensors file") from None
     return Checkpoint(meta, tensors, json_path)
+
+
+def verify_checkpoint(json_path: str | Path) -> dict[str, Any]:
+    """The checks load_checkpoint makes, reading the weights in blocks instead of whole; returns the JSON.
+    Raises DamagedCheckpoint for a pair that does not match, CheckpointError for one rnnkit cannot read."""
+    json_path = Path(json_path)
+    meta = read_meta(json_path)
+    weights = _weights_file(json_path, meta)
+    try:
+        digest = _sha256_file(weights)
+    except (FileNotFoundError, IsADirectoryError):
+        raise _missing(json_path, weights) from None
+    _check_digest(digest, json_path, meta)
+    return meta
+
+
+def _weights_file(json_path: Path, meta: dict[str, Any]) -> Path:
+    return json_path.parent / str(meta.get("weights_file", ""))
+
+
+def _missing(json_path: Path, weights: Path) -> DamagedCheckpoint:
+    return DamagedCheckpoint(f"{json_path}: its weights file {weights.name} is missing", f"weights file {weights.name} missing")
+
+
+def _check_digest(digest: str, json_path: Path, meta: dict[str, Any]) -> None:
+    if digest != meta.get("weights_sha256"):
+        raise DamagedCheckpoint(
+            f"{_weights_file(json_path, meta)} does not match the checksum in {json_path.name} (truncated or "
+            "corrupted); use an earlier checkpoint from the same folder", "weights do not match its checksum"
+        )
 
 
 # ---- naming ------------------------------------------------------------------------------
@@ -181,6 +217,42 @@ def remove_checkpoints(folder: str | Path, prefix: str) -> None:
 def latest_checkpoint(folder: str | Path, prefix: str | None = None) -> Path | None:
     numbered = [p for p in find_checkpoints(folder, prefix) if checkpoint_iteration(p) is not None]
     return numbered[-1] if numbered else None
+
+
+def newest_intact_checkpoint(folder: str | Path, prefix: str | None = None) -> tuple[Path | None, list[tuple[Path, DamagedCheckpoint]]]:
+    """The newest numbered checkpoint whose files match, and the damaged ones newer than it (newest first)."""
+    damaged = []
+    for path in reversed([p for p in find_checkpoints(folder, prefix) if checkpoint_iteration(p) is not None]):
+        try:
+            verify_checkpoint(path)
+        except DamagedCheckpoint as e:
+            damaged.append((path, e))
+            continue
+        return path, damaged
+    return None, damaged
+
+
+def set_aside_if_damaged(json_path: Path) -> list[Path]:
+    """Before a checkpoint is written over: rename a damaged pair at that name to NAME.damaged
+    (.damaged.1, ... if taken), kept for a look rather than replaced. Returns the new names."""
+    try:
+        verify_checkpoint(json_path)
+        return []
+    except DamagedCheckpoint:
+        pass
+    except CheckpointError:  # gone meanwhile, or from a newer rnnkit: not damaged
+        return []
+    moved = []
+    for old in (json_path, json_path.with_suffix(".safetensors")):
+        if not old.exists():
+            continue
+        new, n = old.with_name(old.name + ".damaged"), 0
+        while new.exists():
+            n += 1
+            new = old.with_name(f"{old.name}.damaged.{n}")
+        old.rename(new)
+        moved.append(new)
+    return moved
 
 
 # ---- optimizer state <-> tensors + JSON ----------------------------------------------------

@@ -152,17 +152,24 @@ def _explicit_flags(argv: list[str]) -> set[str]:
 
 
 def run_train(args) -> int:
+    from .distributed import rank
+    from .interrupt import StopNow, exit_code, signal_name
     from .training import train
 
     cfg = train_config_from_args(args, _explicit_flags(sys.argv[1:]))
-    result = train(cfg)
-    from .distributed import rank
-
+    try:
+        result = train(cfg)
+    except StopNow as e:  # a second Ctrl-C or SIGTERM: the checkpoints already written are whole
+        if rank() == 0:
+            print(f"rnnkit: stopped at once by a second {signal_name(e.signum)}; continue from the last checkpoint "
+                  f"with: rnnkit train --resume {cfg.run_dir}", file=sys.stderr)
+        return exit_code(e.signum)
+    code = exit_code(result.stop_signal) if result.stopped == "interrupted" else 0
     if cfg.quiet or rank() != 0:  # under torchrun, rank 0 speaks for all
-        return 130 if result.stopped == "interrupted" else 0
+        return code
     best = f", best val_loss {result.best_val_loss:.4f} ({result.best_checkpoint})" if result.best_val_loss is not None else ""
     print(f"done: {result.iteration} iterations in {result.seconds:.0f}s ({result.stopped}){best}", file=sys.stderr)
-    return 130 if result.stopped == "interrupted" else 0
+    return code
 
 
 # ---- sample ----------------------------------------------------------------------------------
