@@ -33,15 +33,16 @@ def model_of(model_type="lstm", layers=2, batchnorm=False, seed=0) -> LanguageMo
     return model
 
 
+@pytest.mark.parametrize("streams", [1, 4])  # NumPy's products, then oneDNN's where this torch has it
 @pytest.mark.parametrize("model_type,layers,batchnorm", [
     ("lstm", 2, False), ("lstm", 3, True), ("gru", 2, False), ("gru", 1, True), ("rnn", 2, False), ("rnn", 3, True),
 ])
-def test_numpy_step_gives_the_torch_models_probabilities(model_type, layers, batchnorm):
+def test_numpy_step_gives_the_torch_models_probabilities(model_type, layers, batchnorm, streams):
     model = model_of(model_type, layers, batchnorm)
-    ids = torch.randint(1, len(VOCAB) + 1, (4, 30), generator=torch.Generator().manual_seed(1))
+    ids = torch.randint(1, len(VOCAB) + 1, (streams, 30), generator=torch.Generator().manual_seed(1))
     with torch.inference_mode():
         _, state = model(ids[:, :1])
-        streams = cpu_step.CpuLM(model).start(state, 4)
+        streams = cpu_step.CpuLM(model).start(state, streams)
         for t in range(1, ids.shape[1]):
             logits, state = model(ids[:, t:t + 1], state)
             fast = streams.step(ids[:, t].numpy())
@@ -69,6 +70,31 @@ def test_the_numpy_path_runs_on_cpu(monkeypatch):
     monkeypatch.setattr(cpu_step.CpuStreams, "step", lambda self, ids: calls.append(1) or step(self, ids))
     Generator(model_of(), VOCAB).generate(length=20, seed=0)
     assert len(calls) == 19  # every token after the first comes from a NumPy step
+
+
+def test_many_streams_use_onednns_packed_products_and_one_stream_numpys():
+    if not cpu_step.onednn_works():
+        pytest.skip("this PyTorch build has no oneDNN packed products")
+    lm = cpu_step.CpuLM(model_of())
+    assert all(isinstance(p, cpu_step.NumpyProduct) for p in [*lm.products(1).hh, lm.products(1).head])
+    many = lm.products(cpu_step.ONEDNN_MIN_STREAMS)
+    assert all(isinstance(p, cpu_step.OneDnnProduct) for p in [*many.hh, many.head])
+
+
+def test_onednn_products_restore_the_callers_torch_threads(monkeypatch):
+    monkeypatch.setattr(cpu_step, "machine_is_idle", lambda: False)  # a busy machine: one thread
+    model = model_of()
+    with torch.inference_mode():
+        _, state = model(torch.ones(1, 1, dtype=torch.long))
+    streams = cpu_step.CpuLM(model).start(state, 16)
+    before = torch.get_num_threads()
+    seen = []
+    product = streams.products.head
+    monkeypatch.setattr(streams.products, "head", lambda x: seen.append(torch.get_num_threads()) or product(x))
+    streams.step(np.ones(16, np.int64))
+    assert torch.get_num_threads() == before
+    if streams.threads is not None:
+        assert seen == [1]
 
 
 def test_changed_weights_are_not_served_from_the_cache():
@@ -174,3 +200,32 @@ def test_sampling_holds_openblas_to_one_thread_unless_sharing_pays(monkeypatch):
         assert get() == 2
     finally:
         put(before)
+
+
+@pytest.mark.parametrize("has_bf16,rnn_size,amp,want", [
+    (True, 512, "auto", torch.bfloat16), (True, 640, "auto", None), (False, 256, "auto", None),
+    (False, 256, "bf16", torch.bfloat16), (True, 256, "off", None),
+])
+def test_amp_auto_trains_in_bf16_only_where_the_cpu_does_it_fast(monkeypatch, has_bf16, rnn_size, amp, want):
+    from rnnkit import device
+
+    monkeypatch.setattr(device, "cpu_has_bf16_math", lambda: has_bf16)
+    assert device.autocast_dtype(amp, torch.device("cpu"), rnn_size) is want
+
+
+def test_amp_fp16_on_a_cpu_is_a_one_line_error(tmp_path):
+    (tmp_path / "t.txt").write_text("abc def\n" * 400)
+    r = run_cli("train", str(tmp_path / "t.txt"), "-checkpoint_name", str(tmp_path / "cv" / "ck"),
+                "-rnn_size", "8", "-batch_size", "2", "-seq_length", "8", "-max_iters", "2", "-amp", "fp16", "-device", "cpu")
+    assert r.returncode == 2 and r.stderr.strip().count("\n") == 0 and "--amp fp16 is for CUDA" in r.stderr
+
+
+def test_a_bf16_run_keeps_float32_weights(tmp_path):
+    (tmp_path / "t.txt").write_text("abc def\n" * 400)
+    r = run_cli("train", str(tmp_path / "t.txt"), "-checkpoint_name", str(tmp_path / "cv" / "ck"),
+                "-rnn_size", "8", "-batch_size", "2", "-seq_length", "8", "-max_iters", "2", "-amp", "bf16", "-device", "cpu")
+    assert r.returncode == 0, r.stderr
+    from rnnkit.checkpoint import load_checkpoint
+
+    weights = load_checkpoint(tmp_path / "cv" / "ck_2.json").prefixed("model.")
+    assert weights and all(t.dtype == torch.float32 for t in weights.values())

@@ -20,8 +20,8 @@ from rnnkit.training import TrainConfig, resume_config, train
 K, N = 23, 60  # 49 batches per epoch with the settings below
 
 
-def config(tmp_path, run: str, max_iters: int, model_type: str) -> TrainConfig:
-    return TrainConfig(
+def config(tmp_path, run: str, max_iters: int, model_type: str, amp: str = "auto") -> TrainConfig:
+    return TrainConfig(amp=amp,
         input_h5=str(tmp_path / "c.h5"), input_json=str(tmp_path / "c.json"), checkpoint_name=str(tmp_path / run / "ck"),
         model_type=model_type, rnn_size=16, wordvec_size=8, num_layers=2, dropout=0.3, batch_size=4, seq_length=16,
         max_iters=max_iters, lr_decay_every=1, lr_decay_factor=0.5, checkpoint_every=0, progress="none", quiet=True,
@@ -50,10 +50,10 @@ def assert_bit_identical(a: dict, b: dict) -> None:
     assert not differing, f"differ: {differing}"
 
 
-@pytest.mark.parametrize("model_type", ["lstm", "gru"])
-def test_interrupted_run_ends_bit_identical(corpus, model_type):
-    whole = train(config(corpus, "whole", N, model_type))
-    part = train(config(corpus, "part", K, model_type))
+@pytest.mark.parametrize("model_type,amp", [("lstm", "off"), ("gru", "off"), ("lstm", "bf16")])
+def test_interrupted_run_ends_bit_identical(corpus, model_type, amp):
+    whole = train(config(corpus, "whole", N, model_type, amp))
+    part = train(config(corpus, "part", K, model_type, amp))
     assert part.iteration == K and whole.iteration == N
     assert load_checkpoint(part.checkpoint).prefixed("hidden.")  # the carried state is saved
     resumed = train(resume_config(str(corpus / "part"), {"max_iters": N}))  # what --resume RUN_DIR does

@@ -49,7 +49,7 @@ class TrainConfig:
     # backend
     device: str = "auto"
     gpu: int | None = None
-    amp: str = "auto"  # auto | off | bf16 | fp16 (CUDA only)
+    amp: str = "auto"  # auto | off | bf16 | fp16 (CUDA only); auto: see Trainer._pick_amp
     seed: int = 123
     threads: int | None = None
     fault_iterations: tuple[int, ...] = ()  # tests: poison the loss at these iterations

@@ -21,7 +21,7 @@ import torch.nn.functional as F
 from . import distributed as dist
 from .checkpoint import checkpoint_iteration, load_checkpoint
 from .data import Lanes, check_ids, fit_lanes, open_split
-from .device import resolve_device
+from .device import autocast_dtype, cpu_has_bf16_math, resolve_device
 from .errors import InputFileError
 from .interrupt import StopNow, catch_stop_signals, signal_name
 from .metrics import MetricsLog
@@ -95,11 +95,15 @@ class Trainer(TrainerStep, TrainerCheckpoints):
         # faults counted on the device between two settle() calls, which read them
         self._faults, self._run, self._worst_run = (torch.zeros((), dtype=torch.int64, device=self.device) for _ in range(3))
         self.ddp_model = dist.wrap(self.model, self.device)
-        self.autocast_dtype = self._pick_amp()
+        self.autocast_dtype = autocast_dtype(cfg.amp, self.device, self.model.config.rnn_size)
+        if self.autocast_dtype is not None and self.device.type == "cpu" and not cpu_has_bf16_math():
+            self.notice("note: this CPU has no bfloat16 instructions, so --amp bf16 is emulated and slower than --amp off")
+        elif self.autocast_dtype is not None and self.device.type == "cpu" and cfg.amp == "auto":
+            self.notice("precision: bfloat16 mixed precision, which this CPU does in hardware (--amp off for float32)")
         # Under autocast PyTorch runs cuDNN's RNN kernel in fp16 whatever the dtype asked for
         # (aten/src/ATen/cudnn/AutocastRNN.cpp casts to kHalf), so even with bf16 the LSTM's
         # gradients need loss scaling to stay clear of fp16 underflow.
-        self.scaler = torch.amp.GradScaler("cuda") if self.autocast_dtype is not None else None
+        self.scaler = torch.amp.GradScaler("cuda") if self.autocast_dtype is not None and self.device.type == "cuda" else None
         self.schedule = LRSchedule(cfg, self.train_lanes.num_batches)
         if init is not None:
             self._restore(init)
@@ -151,15 +155,6 @@ class Trainer(TrainerStep, TrainerCheckpoints):
         mc = ModelConfig(len(self.vocab), cfg.model_type, cfg.wordvec_size, cfg.rnn_size, cfg.num_layers, cfg.dropout, cfg.batchnorm)
         torch.manual_seed(cfg.seed)  # same initial weights for the same seed, whatever else ran first
         return LanguageModel(mc).to(self.device)
-
-    def _pick_amp(self):
-        if self.device.type != "cuda" or self.cfg.amp == "off":
-            return None
-        if self.cfg.amp == "fp16":
-            return torch.float16
-        if self.cfg.amp == "bf16" or torch.cuda.is_bf16_supported():
-            return torch.bfloat16
-        return torch.float16
 
     # ---- the loop --------------------------------------------------------------------------
     def elapsed(self) -> float:
