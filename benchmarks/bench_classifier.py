@@ -19,8 +19,11 @@ from pathlib import Path
 
 import torch
 
-from rnnkit.classifier import TrainConfig, predict, train_classifier
-from rnnkit.events import EventSource, synth_sequences, write_synth_csv
+from rnnkit.classify.config import TrainConfig
+from rnnkit.classify.events import EventSource
+from rnnkit.classify.predict import predict
+from rnnkit.classify.synth import synth_sequences, write_synth_csv
+from rnnkit.classify.train import train_classifier
 
 LSTM_TARGET, BAG_LIMIT = 0.95, 0.6
 

@@ -14,28 +14,21 @@ import pytest
 import torch
 
 from rnnkit.checkpoint import load_checkpoint
-from rnnkit.classifier import (
-    Batcher,
-    TrainConfig,
-    TrainedClassifier,
-    binary_metrics,
-    pr_auc,
-    predict,
-    roc_auc,
-    train_classifier,
-)
-from rnnkit.errors import ConfigError, InputFileError, OutputExistsError, RnnkitError
-from rnnkit.events import (
-    UNKNOWN_ID,
-    Encoding,
-    EventSource,
-    load_table,
-    split_sequences,
+from rnnkit.classify.config import TrainConfig
+from rnnkit.classify.encode import UNKNOWN_ID, Encoding, truncated_spans
+from rnnkit.classify.events import EventSource
+from rnnkit.classify.metrics import binary_metrics, pr_auc, roc_auc
+from rnnkit.classify.model import Batcher
+from rnnkit.classify.predict import TrainedClassifier, predict
+from rnnkit.classify.read import load_table
+from rnnkit.classify.split import split_sequences
+from rnnkit.classify.synth import (
     synth_sequences,
-    truncated_spans,
     write_synth_csv,
     write_synth_yoochoose,
 )
+from rnnkit.classify.train import train_classifier
+from rnnkit.errors import ConfigError, InputFileError, OutputExistsError, RnnkitError
 
 TINY = dict(embedding_size=8, rnn_size=32, batch_size=32, learning_rate=1e-2, val_frac=0.2, test_frac=0.2)
 

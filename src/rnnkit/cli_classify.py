@@ -1,6 +1,6 @@
 """`rnnkit classify train | predict | eval | synth`: an LSTM classifier for event sequences.
 
-Thin: each handler turns flags into a config and calls rnnkit.classifier / rnnkit.events.
+Thin: each handler turns flags into a config and calls into rnnkit.classify.
 """
 
 from __future__ import annotations
@@ -53,8 +53,9 @@ def _add_events_flags(p: argparse.ArgumentParser, labels: bool, schema: bool) ->
 
 
 def _train(args: argparse.Namespace) -> int:
-    from .classifier import TrainConfig, train_classifier
-    from .events import EventSource
+    from .classify.config import TrainConfig
+    from .classify.events import EventSource
+    from .classify.train import train_classifier
 
     source = EventSource(
         events=args.events, format=args.format, labels=args.labels, buys=args.buys,
@@ -75,7 +76,7 @@ def _train(args: argparse.Namespace) -> int:
 
 
 def _predict(args: argparse.Namespace) -> int:
-    from .classifier import predict, write_predictions
+    from .classify.predict import predict, write_predictions
 
     if args.out:
         _refuse_overwrite(Path(args.out), args.force)
@@ -93,7 +94,8 @@ def _predict(args: argparse.Namespace) -> int:
 
 
 def _eval(args: argparse.Namespace) -> int:
-    from .classifier import evaluate, format_metrics
+    from .classify.predict import evaluate
+    from .classify.report import format_metrics
 
     if args.report:
         _refuse_overwrite(Path(args.report), args.force)
@@ -107,7 +109,7 @@ def _eval(args: argparse.Namespace) -> int:
 
 
 def _synth(args: argparse.Namespace) -> int:
-    from .events import synth_sequences, write_synth_csv, write_synth_yoochoose
+    from .classify.synth import synth_sequences, write_synth_csv, write_synth_yoochoose
 
     seqs = synth_sequences(args.sequences, args.seed, args.positive_rate, args.min_events, args.max_events)
     positives = sum(s.label for s in seqs)

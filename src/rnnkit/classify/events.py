@@ -1,0 +1,83 @@
+"""Events grouped into ordered sequences: what to read (EventSource), what a model reads
+(EventSchema) and what loading gives (EventTable)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+
+from ..errors import ConfigError
+
+FORMATS = ("generic", "yoochoose")
+
+
+@dataclass
+class EventSource:
+    """Where the events are and how to read them. Unset column lists are inferred."""
+
+    events: str
+    format: str | None = None  # None: generic (or, continuing a run, the checkpoint's)
+    labels: str | None = None  # generic: a CSV of sequence id + label
+    buys: str | None = None  # yoochoose: the buys file (labels)
+    sequence_col: str | None = None
+    order_col: str | None = None
+    label_col: str | None = None
+    categorical_cols: list[str] | None = None
+    numeric_cols: list[str] | None = None
+    fixed_schema: bool = False  # columns come from a trained model, not from flags
+
+    def __post_init__(self) -> None:
+        if self.format is not None and self.format not in FORMATS:
+            raise ConfigError(f"--format {self.format!r} is unknown; use one of {', '.join(FORMATS)}")
+
+    def check_label_source(self) -> None:
+        if self.format == "yoochoose" and self.labels:
+            raise ConfigError("--labels is for --format generic; YOOCHOOSE labels come from --buys buys.dat")
+        if self.format != "yoochoose" and self.buys:
+            raise ConfigError("--buys is for --format yoochoose; for a generic CSV use --label_col or --labels")
+
+
+@dataclass
+class EventSchema:
+    """The columns a trained model reads; saved in its checkpoint."""
+
+    format: str
+    sequence_col: str
+    order_col: str | None
+    label_col: str | None
+    categorical_cols: list[str]
+    numeric_cols: list[str]
+
+
+@dataclass
+class EventTable:
+    """Events grouped by sequence and in order: sequence i owns rows offsets[i]:offsets[i+1]."""
+
+    sequence_ids: list[str]
+    offsets: np.ndarray  # int64 [S + 1]
+    categorical: dict[str, list[str]]
+    numeric: dict[str, np.ndarray]  # float64 [N], NaN where empty
+    labels: list[str | None] | None  # raw label per sequence, None where it has none
+
+    @property
+    def lengths(self) -> np.ndarray:
+        return np.diff(self.offsets)
+
+    def subset(self, keep: np.ndarray) -> "EventTable":
+        rows = ranges(self.offsets[:-1][keep], self.lengths[keep])
+        return EventTable(
+            sequence_ids=[self.sequence_ids[i] for i in keep],
+            offsets=np.concatenate([[0], np.cumsum(self.lengths[keep])]).astype(np.int64),
+            categorical={c: [v[r] for r in rows] for c, v in self.categorical.items()},
+            numeric={c: v[rows] for c, v in self.numeric.items()},
+            labels=None if self.labels is None else [self.labels[i] for i in keep],
+        )
+
+
+def ranges(starts: np.ndarray, lengths: np.ndarray) -> np.ndarray:
+    """Concatenated aranges: [starts[0], ..., starts[0]+lengths[0]-1, starts[1], ...]."""
+    starts = np.asarray(starts, dtype=np.int64)
+    lengths = np.asarray(lengths, dtype=np.int64)
+    first_slot = np.cumsum(lengths) - lengths
+    return np.repeat(starts - first_slot, lengths) + np.arange(int(lengths.sum()), dtype=np.int64)
