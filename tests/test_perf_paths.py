@@ -153,6 +153,10 @@ def test_budget_choices_follow_the_measurements():
     assert auto.choose(80_000, 3600.0)["rnn_size"] == 128  # a small corpus caps the network
     assert auto.choose(50_000_000, 900.0)["dropout"] == 0.0  # a large one is not repeated
     assert "budget" in short["reason"] and "passes" in short["reason"]
+    long_bf16 = auto.choose(1_000_000, 900.0, bf16_up_to=512)  # a CPU with bf16: ~1.7x the characters
+    assert long_bf16["rnn_size"] == long["rnn_size"] and "bfloat16" in long_bf16["reason"] and "bfloat16" not in long["reason"]
+    assert auto.chars_per_second(512, 512) == auto.BF16_SPEEDUP * auto.chars_per_second(512)
+    assert auto.chars_per_second(768, 512) == auto.CHARS_PER_SECOND[768]  # wider networks train in float32
 
 
 def test_explicit_values_are_kept_and_nothing_recorded():
@@ -202,15 +206,19 @@ def test_sampling_holds_openblas_to_one_thread_unless_sharing_pays(monkeypatch):
         put(before)
 
 
-@pytest.mark.parametrize("has_bf16,rnn_size,amp,want", [
-    (True, 512, "auto", torch.bfloat16), (True, 640, "auto", None), (False, 256, "auto", None),
-    (False, 256, "bf16", torch.bfloat16), (True, 256, "off", None),
-])
-def test_amp_auto_trains_in_bf16_only_where_the_cpu_does_it_fast(monkeypatch, has_bf16, rnn_size, amp, want):
+@pytest.mark.parametrize("amp,want", [("auto", None), ("off", None), ("bf16", torch.bfloat16)])
+def test_amp_on_a_cpu_is_float32_unless_bf16_is_asked_for(amp, want):
+    from rnnkit import device
+
+    assert device.autocast_dtype(amp, torch.device("cpu")) is want
+
+
+@pytest.mark.parametrize("amp,has_bf16,bf16_up_to", [("bf16", True, 512), ("bf16", False, 0), ("auto", True, 0)])
+def test_auto_sizes_count_bf16_speed_only_when_it_is_used(monkeypatch, amp, has_bf16, bf16_up_to):
     from rnnkit import device
 
     monkeypatch.setattr(device, "cpu_has_bf16_math", lambda: has_bf16)
-    assert device.autocast_dtype(amp, torch.device("cpu"), rnn_size) is want
+    assert auto.bf16_widths({"amp": amp, "device": "cpu"}) == bf16_up_to
 
 
 def test_amp_fp16_on_a_cpu_is_a_one_line_error(tmp_path):

@@ -11,12 +11,15 @@ clock; README "Performance"), val loss in nats/char:
   100 s, 2x256, batch 12: lr 2e-3 / 3e-3 / 5e-3 / 7e-3 -> 1.546 / 1.512 / 1.487-1.495 / 1.490
   100 s, batch 12, lr 5e-3: 2x384 -> 1.507 (2x256: 1.487-1.495)
   15 min, batch 16: 2x384 no dropout -> best 1.483, then overfits to 1.576;
-                    2x512 dropout 0.1, lr 2e-3 -> 1.427
-With bfloat16 on a CPU that has it (--amp auto, widths up to 512; device.py) a step is
-~1.7x faster at the same loss per step, so the same budget trains on 1.7x the characters.
+                    2x512 dropout 0.1, lr 2e-3 -> 1.427; dropout 0.25, lr 3e-3 -> 1.413
+  100 s, 2x256 in bf16 (~5 passes, two threads, wall clock): dropout 0.1 / 0 -> 1.484 / 1.466
+  15 min, 2x512, two threads, wall clock (~13 passes): float32 dropout 0.25 -> 1.4387 (1.4195
+    in a run on a partly loaded machine); bf16 dropout 0.25 / 0.3 / 0.4 -> 1.423 / 1.439 / 1.432
+With --amp bf16 on a CPU that has bf16 instructions (widths up to 512; device.py) a step
+is ~1.7x faster, so the same budget trains on 1.7x the characters.
 So: the widest network that still sees ~2 characters per weight in the budget, many
 small batches at a high learning rate (annealed to the end of the budget, schedule.py),
-and dropout once the budget goes over the corpus several times. The network is also
+and dropout once the budget goes over the corpus more than 6 times. The network is also
 kept below ~4 weights per training character (char-rnn's advice: parameters of the
 order of the data), since beyond that it mostly memorizes.
 """
@@ -60,7 +63,7 @@ def choose(train_tokens: int, time_budget: float | None, bf16_up_to: int = 0) ->
     epochs = seen / max(1, train_tokens)
     batch = 12 if seen <= 5e6 else 16 if seen <= 5e7 else 32
     lr = 5e-3 if size <= 256 else 3e-3
-    dropout = 0.0 if epochs <= 3 else 0.1 if epochs <= 5 else 0.25
+    dropout = 0.0 if epochs <= 6 else 0.25
     reason = (f"a {time_budget:g} s budget trains ~{seen / 1e6:.1f}M characters ({epochs:.1f} passes over "
               f"{train_tokens:,} training tokens); 2x{size} is the widest network shown >= {CHARS_PER_WEIGHT:g} characters "
               f"per weight with <= {WEIGHTS_PER_CHAR:g} weights per training character; batch {batch} x 64 at learning rate {lr:g}"
@@ -71,11 +74,11 @@ def choose(train_tokens: int, time_budget: float | None, bf16_up_to: int = 0) ->
 
 
 def bf16_widths(options: dict) -> int:
-    """The widest network --amp auto will train in bf16 on this run's device (0: none)."""
+    """The widest network that --amp bf16 trains faster on this run's device (0: none)."""
     from .device import CPU_BF16_MAX_RNN_SIZE, cpu_has_bf16_math, resolve_device
     from .errors import ConfigError
 
-    if options.get("amp", "auto") != "auto" or not cpu_has_bf16_math():
+    if options.get("amp") != "bf16" or not cpu_has_bf16_math():
         return 0
     try:
         on_cpu = resolve_device(options.get("device", "auto"), options.get("gpu")).type == "cpu"
