@@ -37,7 +37,7 @@ class CpuLM:
         self.kind, self.H, self.L, self.V = c.model_type, c.rnn_size, c.num_layers, c.vocab_size
         # arranged in float64 NumPy (torch's small ops cost more than the arithmetic here)
         p = {k: v.detach().cpu().numpy().astype(np.float64) for k, v in model.state_dict().items()}
-        H, gates = self.H, {"lstm": 4, "gru": 3, "rnn": 1}[self.kind]
+        H = self.H
         order, scale = _gate_layout(self.kind, H)
         self.w_ih, self.w_hh, self.b_ih, self.b_hh = [], [], [], []
         for layer in range(self.L):
@@ -46,7 +46,7 @@ class CpuLM:
             if layer == 0:  # token id -> input product, biases included
                 w_ih = p["embed.weight"] @ w_ih.T
             if self.kind == "gru":  # the candidate gate needs W_hh h + b_hh on its own
-                self.w_ih.append(_f32((w_ih if layer == 0 else w_ih.T) * scale))
+                self.w_ih.append(_f32((w_ih + b_ih if layer == 0 else w_ih.T) * scale))
                 self.b_ih.append(_f32(b_ih * scale))
                 self.w_hh.append(_f32(w_hh.T * scale))
                 self.b_hh.append(_f32(b_hh * scale))
@@ -65,7 +65,6 @@ class CpuLM:
             b_out = b_out + w_out @ (p["norm.bias"] - p["norm.running_mean"] * s)
             w_out = w_out * s
         self.w_out, self.b_out = _f32(w_out.T), _f32(b_out)
-        self.gates = gates
         self._products: dict[int, Products] = {}
 
     def products(self, n: int) -> "Products":
@@ -149,8 +148,7 @@ class CpuStreams:
     def _gru(self, layer: int, ids: np.ndarray, h: np.ndarray) -> None:
         lm, H, P = self.lm, self.lm.H, self.products
         if layer == 0:
-            gi = lm.w_ih[0][ids]
-            gi += lm.b_ih[0]
+            gi = lm.w_ih[0][ids]  # its bias is in the table
         else:
             gi = P.ih[layer](self.hs[:, (layer - 1) * H:layer * H])
         gh = P.hh[layer](h)
