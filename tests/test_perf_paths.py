@@ -157,7 +157,18 @@ def test_budget_choices_follow_the_measurements():
     long_bf16 = auto.choose(1_000_000, 900.0, bf16_up_to=512)  # a CPU with bf16: ~1.7x the characters
     assert long_bf16["rnn_size"] == long["rnn_size"] and "bfloat16" in long_bf16["reason"] and "bfloat16" not in long["reason"]
     assert auto.chars_per_second(512, 512) == auto.BF16_SPEEDUP * auto.chars_per_second(512)
-    assert auto.chars_per_second(768, 512) == auto.CHARS_PER_SECOND[768]  # wider networks train in float32
+    assert auto.chars_per_second(768, 512) == auto.CHARS_PER_SECOND[768][0]  # wider networks train in float32
+
+
+def test_budget_choices_count_a_second_thread():
+    # two threads train ~1.5-2x the characters: 15 minutes afford 2x640, 100 s still 2x256
+    short, long = auto.choose(1_000_000, 100.0, threads=2), auto.choose(1_000_000, 900.0, threads=2)
+    assert (short["rnn_size"], short["dropout"]) == (256, 0.0)
+    assert (long["rnn_size"], long["dropout"]) == (640, 0.3)
+    assert long["rnn_size"] > auto.choose(1_000_000, 900.0, threads=1)["rnn_size"]
+    assert "two threads" in long["reason"]
+    assert auto.choose(1_000_000, 900.0, threads=16)["rnn_size"] == 640  # more than two count as two
+    assert auto.train_threads({"threads": 1}) == 1
 
 
 def test_explicit_values_are_kept_and_nothing_recorded():

@@ -13,15 +13,18 @@ clock; README "Performance"), val loss in nats/char:
   15 min, batch 16: 2x384 no dropout -> best 1.483, then overfits to 1.576;
                     2x512 dropout 0.1, lr 2e-3 -> 1.427; dropout 0.25, lr 3e-3 -> 1.413
   100 s, 2x256 in bf16 (~5 passes, two threads, wall clock): dropout 0.1 / 0 -> 1.484 / 1.466
-  15 min, 2x512, two threads, wall clock (~13 passes): float32 dropout 0.25 -> 1.4387 (1.4195
-    in a run on a partly loaded machine); bf16 dropout 0.25 / 0.3 / 0.4 -> 1.423 / 1.439 / 1.432
+  15 min, two threads, wall clock: 2x512 (~13 passes), float32 dropout 0.25 -> 1.4387 (1.4195
+    on a partly loaded machine); bf16 dropout 0.25 / 0.3 / 0.4 -> 1.423 / 1.439 / 1.432;
+    2x640 (~7 passes) dropout 0.3 / 0.4 -> 1.4146 / 1.4196
 With --amp bf16 on a CPU that has bf16 instructions (widths up to 512; device.py) a step
-is ~1.7x faster, so the same budget trains on 1.7x the characters.
-So: the widest network that still sees ~2 characters per weight in the budget, many
+is ~1.7x faster, so the same budget trains on 1.7x the characters. A second thread trains
+1.5-2x the characters (table below); more threads were not measured and count as two.
+So: the widest network that still sees ~1.45 characters per weight in the budget, many
 small batches at a high learning rate (annealed to the end of the budget, schedule.py),
 and dropout once the budget goes over the corpus more than 6 times. The network is also
-kept below ~4 weights per training character (char-rnn's advice: parameters of the
-order of the data), since beyond that it mostly memorizes.
+kept below ~6 weights per training character (char-rnn's advice: parameters of the
+order of the data), since beyond that it mostly memorizes. At 100 s on two threads 2x384
+would see 1.3 characters per weight and 2x256 is chosen; at 15 minutes 2x640 sees 1.6.
 """
 
 from __future__ import annotations
@@ -31,12 +34,13 @@ import sys
 AUTO_FIELDS = ("rnn_size", "num_layers", "batch_size", "seq_length", "learning_rate", "dropout")
 # (train tokens up to, rnn_size): the torch-rnn community's rule of thumb
 SIZE_TABLE = ((300_000, 128), (1_500_000, 256), (3_000_000, 384), (float("inf"), 512))
-# characters/s one thread trains 2 layers of this width at batch 12-16 x 64
+# characters/s that (one thread, two threads) train 2 layers of this width at batch 12-16 x 64
 # (2-core AMD EPYC, torch 2.13 CPU); a faster machine only makes the choice cautious
-CHARS_PER_SECOND = {128: 93_000, 192: 38_000, 256: 26_000, 384: 15_000, 512: 8_200, 768: 4_000}
+CHARS_PER_SECOND = {128: (93_000, 89_000), 192: (38_000, 59_000), 256: (26_000, 42_000), 384: (15_000, 24_000),
+                    512: (8_200, 15_000), 640: (5_600, 9_000), 768: (4_000, 6_600)}
 BF16_SPEEDUP = 1.7  # 1.64-1.77x measured at widths 128-512, one thread, Zen 5
-CHARS_PER_WEIGHT = 2.0  # the budget must show the network this many characters per weight
-WEIGHTS_PER_CHAR = 4.0  # and the network holds at most this many weights per training character
+CHARS_PER_WEIGHT = 1.45  # the budget must show the network this many characters per weight
+WEIGHTS_PER_CHAR = 6.0  # and the network holds at most this many weights per training character
 WORDVEC = 64
 
 
@@ -45,26 +49,28 @@ def lstm_weights(rnn_size: int, layers: int = 2) -> int:
     return 4 * h * (WORDVEC + h) + (layers - 1) * 8 * h * h + layers * 8 * h
 
 
-def chars_per_second(rnn_size: int, bf16_up_to: int = 0) -> float:
-    """Training characters/s of one thread at this width; bf16_up_to: widths trained in bf16."""
-    return CHARS_PER_SECOND[rnn_size] * (BF16_SPEEDUP if rnn_size <= bf16_up_to else 1.0)
+def chars_per_second(rnn_size: int, bf16_up_to: int = 0, threads: int = 1) -> float:
+    """Training characters/s at this width; bf16_up_to: widths trained in bf16."""
+    rate = CHARS_PER_SECOND[rnn_size][1 if threads >= 2 else 0]
+    return rate * (BF16_SPEEDUP if rnn_size <= bf16_up_to else 1.0)
 
 
-def choose(train_tokens: int, time_budget: float | None, bf16_up_to: int = 0) -> dict:
+def choose(train_tokens: int, time_budget: float | None, bf16_up_to: int = 0, threads: int = 1) -> dict:
     if time_budget is None:
         size = next(size for limit, size in SIZE_TABLE if train_tokens <= limit)
         return {"rnn_size": size, "num_layers": 2, "batch_size": 50, "seq_length": 50, "learning_rate": 2e-3,
                 "dropout": 0.0, "reason": f"{train_tokens:,} training tokens -> {size} units (torch-rnn's rule of "
                                           "thumb); torch-rnn's batch 50 x 50, learning rate 2e-3"}
-    fits = [h for h in CHARS_PER_SECOND if time_budget * chars_per_second(h, bf16_up_to) >= CHARS_PER_WEIGHT * lstm_weights(h)
+    fits = [h for h in CHARS_PER_SECOND if time_budget * chars_per_second(h, bf16_up_to, threads) >= CHARS_PER_WEIGHT * lstm_weights(h)
             and lstm_weights(h) <= WEIGHTS_PER_CHAR * train_tokens]
     size = max(fits, default=min(CHARS_PER_SECOND))
-    seen = time_budget * chars_per_second(size, bf16_up_to)  # characters the budget trains on
+    seen = time_budget * chars_per_second(size, bf16_up_to, threads)  # characters the budget trains on
     epochs = seen / max(1, train_tokens)
     batch = 12 if seen <= 5e6 else 16 if seen <= 5e7 else 32
     lr = 5e-3 if size <= 256 else 3e-3
-    dropout = 0.0 if epochs <= 6 else 0.25
-    reason = (f"a {time_budget:g} s budget trains ~{seen / 1e6:.1f}M characters ({epochs:.1f} passes over "
+    dropout = 0.0 if epochs <= 6 else 0.3
+    on = "one thread" if threads < 2 else "two threads" if threads == 2 else f"{threads} threads (counted as two)"
+    reason = (f"a {time_budget:g} s budget on {on} trains ~{seen / 1e6:.1f}M characters ({epochs:.1f} passes over "
               f"{train_tokens:,} training tokens); 2x{size} is the widest network shown >= {CHARS_PER_WEIGHT:g} characters "
               f"per weight with <= {WEIGHTS_PER_CHAR:g} weights per training character; batch {batch} x 64 at learning rate {lr:g}"
               + (f"; dropout {dropout:g} against overfitting" if dropout else "")
@@ -85,6 +91,12 @@ def bf16_widths(options: dict) -> int:
     except ConfigError:  # a bad --device is reported once, by the trainer
         return 0
     return CPU_BF16_MAX_RNN_SIZE if on_cpu else 0
+
+
+def train_threads(options: dict) -> int:
+    import torch
+
+    return options.get("threads") or torch.get_num_threads()
 
 
 def train_tokens_of(options: dict) -> int | None:
@@ -110,7 +122,7 @@ def resolve_auto(config_class, options: dict):
             from .errors import ConfigError
 
             raise ConfigError("auto sizes need the training data: give a text file or --input_h5")
-        picked = choose(tokens, options.get("time_budget"), bf16_widths(options))
+        picked = choose(tokens, options.get("time_budget"), bf16_widths(options), train_threads(options))
         for k in wanted:
             options[k] = picked[k]
         options["auto_choice"] = {**{k: picked[k] for k in wanted}, "reason": picked["reason"]}
