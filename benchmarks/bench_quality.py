@@ -119,16 +119,16 @@ def rnnkit_run(h5: str, js: str, budget: str, extra: str) -> tuple[nn.Module, di
     if done.returncode != 0:
         raise SystemExit(f"rnnkit train failed:\n{done.stderr[-2000:]}")
     print("  " + done.stderr.strip().replace("\n", "\n  "))
-    print("  " + val_curve(run / "metrics.jsonl"))
+    print("  " + val_curve(run))
     model = model_from_checkpoint(load_checkpoint(run / "checkpoint_best.json"))
     return model, json.loads((run / "config.json").read_text()), seconds
 
 
-def val_curve(metrics: Path) -> str:
+def val_curve(run: Path) -> str:
     """The run's validation losses as `epoch:loss` pairs, to see where it overfits."""
-    import json
+    from rnnkit.metrics import read_metrics
 
-    records = [json.loads(line) for line in metrics.read_text().splitlines() if line.strip()]
+    records = read_metrics(run)
     points = [f"{r['epoch']:.1f}:{r['val_loss']:.4f}" for r in records if r.get("val_loss") is not None]
     train = [r["train_loss"] for r in records if r.get("train_loss") is not None][-200:]
     return ("val loss by epoch: " + " ".join(points)
