@@ -28,7 +28,8 @@ import torch.nn.functional as F
 from common import Result, header, prepared_corpus, wait_quiet, workdir
 
 BARE = dict(rnn_size=256, layers=2, batch=12, seq=64, lr=2e-3, clip=5.0, wordvec=64)
-AUTO_FLAGS = "--rnn_size auto --num_layers auto --batch_size auto --seq_length auto --learning_rate auto --dropout auto"
+AUTO_FLAGS = ("--rnn_size auto --num_layers auto --batch_size auto --seq_length auto --learning_rate auto --dropout auto "
+              "--weight_decay auto")
 
 
 class BareLM(nn.Module):

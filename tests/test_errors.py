@@ -59,6 +59,7 @@ CASES = [
     ("rnn_size_negative", ["train", "text.txt", "--checkpoint_name", "out/ck", *TRAIN, "--rnn_size", "-5"], "--rnn_size"),
     ("dropout_one", ["train", "text.txt", "--checkpoint_name", "out/ck", *TRAIN, "--dropout", "1"], "--dropout"),
     ("dropout_negative", ["train", "text.txt", "--checkpoint_name", "out/ck", *TRAIN, "--dropout", "-0.1"], "--dropout"),
+    ("weight_decay_too_large", ["train", "text.txt", "--checkpoint_name", "out/ck", *TRAIN, "--weight_decay", "1000"], "--weight_decay"),
     ("unknown_model_type", ["train", "text.txt", "--checkpoint_name", "out/ck", *TRAIN, "--model_type", "transformer"], "--model_type"),
     ("unknown_device", ["train", "text.txt", "--checkpoint_name", "out/ck", *TRAIN, "--device", "tpu"], "--device"),
     ("unknown_device_sample", ["sample", "--checkpoint", "run", "--device", "tpu"], "--device"),

@@ -133,7 +133,7 @@ def test_gumbel_sampling_follows_the_softmax():
 def test_auto_choice_is_recorded_in_config_json(tmp_path, small_corpus):
     r = run_cli("train", small_corpus, "--checkpoint_name", tmp_path / "run/checkpoint", "--rnn_size", "auto",
                 "--num_layers", "auto", "--batch_size", "auto", "--seq_length", "auto", "--learning_rate", "auto", "--dropout", "auto",
-                "--wordvec_size", "8", "--max_iters", "2", "--progress", "none")
+                "--weight_decay", "auto", "--wordvec_size", "8", "--max_iters", "2", "--progress", "none")
     assert r.returncode == 0, r.stderr
     config = json.loads((tmp_path / "run/config.json").read_text())
     choice = config["auto_choice"]
@@ -146,7 +146,7 @@ def test_auto_choice_is_recorded_in_config_json(tmp_path, small_corpus):
 
 def test_budget_choices_follow_the_measurements():
     no_budget = auto.choose(1_000_000, None)
-    assert (no_budget["batch_size"], no_budget["seq_length"], no_budget["learning_rate"]) == (50, 50, 2e-3)
+    assert (no_budget["batch_size"], no_budget["seq_length"], no_budget["learning_rate"], no_budget["weight_decay"]) == (50, 50, 2e-3, 0.0)
     short = auto.choose(1_000_000, 100.0)  # issue 8's 100 s on tinyshakespeare
     assert (short["rnn_size"], short["batch_size"], short["learning_rate"], short["dropout"]) == (256, 12, 5e-3, 0.0)
     long = auto.choose(1_000_000, 900.0)  # 15 minutes go over the corpus ~7 times
@@ -163,8 +163,8 @@ def test_budget_choices_follow_the_measurements():
 def test_budget_choices_count_a_second_thread():
     # two threads train ~1.5-2x the characters: 15 minutes afford 2x640, 100 s still 2x256
     short, long = auto.choose(1_000_000, 100.0, threads=2), auto.choose(1_000_000, 900.0, threads=2)
-    assert (short["rnn_size"], short["dropout"]) == (256, 0.0)
-    assert (long["rnn_size"], long["dropout"]) == (640, 0.3)
+    assert (short["rnn_size"], short["dropout"], short["weight_decay"]) == (256, 0.0, 0.1)
+    assert (long["rnn_size"], long["dropout"], long["weight_decay"]) == (640, 0.3, 0.1)
     assert long["rnn_size"] > auto.choose(1_000_000, 900.0, threads=1)["rnn_size"]
     assert "two threads" in long["reason"]
     assert auto.choose(1_000_000, 900.0, threads=16)["rnn_size"] == 640  # more than two count as two

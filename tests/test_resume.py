@@ -1,7 +1,8 @@
 """Exact resume: a run stopped at K and resumed ends bit for bit where the same run left alone ends.
 
-Dropout is on, so the resumed run needs the saved RNG states; K falls inside an epoch, so
-it needs the carried hidden state; N is in the next epoch, past a learning-rate decay.
+Dropout is on, so the resumed run needs the saved RNG states; weight decay too, so it needs
+the decay back on the right parameter group; K falls inside an epoch, so it needs the
+carried hidden state; N is in the next epoch, past a learning-rate decay.
 The controls show the comparison is sharp enough to notice a lost part. At the end: a
 damaged newest checkpoint is named, left alone, and the resume continues from the one before.
 """
@@ -23,7 +24,7 @@ K, N = 23, 60  # 49 batches per epoch with the settings below
 def config(tmp_path, run: str, max_iters: int, model_type: str, amp: str = "auto") -> TrainConfig:
     return TrainConfig(amp=amp,
         input_h5=str(tmp_path / "c.h5"), input_json=str(tmp_path / "c.json"), checkpoint_name=str(tmp_path / run / "ck"),
-        model_type=model_type, rnn_size=16, wordvec_size=8, num_layers=2, dropout=0.3, batch_size=4, seq_length=16,
+        model_type=model_type, rnn_size=16, wordvec_size=8, num_layers=2, dropout=0.3, weight_decay=0.1, batch_size=4, seq_length=16,
         max_iters=max_iters, lr_decay_every=1, lr_decay_factor=0.5, checkpoint_every=0, progress="none", quiet=True,
         threads=1, seed=7, device="cpu",  # bit-identical is a CPU promise
     )

@@ -1,4 +1,5 @@
-"""`auto` for --rnn_size, --num_layers, --batch_size, --seq_length, --learning_rate, --dropout.
+"""`auto` for --rnn_size, --num_layers, --batch_size, --seq_length, --learning_rate, --dropout,
+--weight_decay.
 
 Without a time budget the size follows the corpus, as torch-rnn users advised each
 other (1 MB -> 2x128 ... 6 MB -> 2x400), with torch-rnn's batch 50 x 50 and lr 2e-3.
@@ -16,15 +17,17 @@ clock; README "Performance"), val loss in nats/char:
   15 min, two threads, wall clock: 2x512 (~13 passes), float32 dropout 0.25 -> 1.4387 (1.4195
     on a partly loaded machine); bf16 dropout 0.25 / 0.3 / 0.4 -> 1.423 / 1.439 / 1.432;
     2x640 (~7 passes) dropout 0.3 / 0.4 -> 1.4146 / 1.4196; dropout 0.3, seeds 123 / 1 / 7 ->
-    1.409 / 1.413 / 1.428
+    1.409 / 1.413 / 1.428, and with AdamW weight decay 0.1 on the matrices as well 1.387 /
+    1.391 / 1.399 (seed 2: 1.392)
+  100 s, two threads, 2x256 (auto), seeds 123 / 1: no weight decay 1.475 / 1.470, 0.1 -> 1.453 / 1.454
 With --amp bf16 on a CPU that has bf16 instructions (widths up to 512; device.py) a step
 is ~1.7x faster, so the same budget trains on 1.7x the characters. A second thread trains
 1.5-2x the characters (table below); more threads were not measured and count as two.
 So: the widest network that still sees ~1.45 characters per weight in the budget, many
-small batches at a high learning rate (annealed to the end of the budget, schedule.py),
-and dropout once the budget goes over the corpus more than 6 times. The network is also
-kept below ~6 weights per training character (char-rnn's advice: parameters of the
-order of the data), since beyond that it mostly memorizes. At 100 s on two threads 2x384
+small batches at a high learning rate (annealed to the end of the budget, schedule.py)
+with AdamW weight decay 0.1, and dropout 0.3 once the budget goes over the corpus more than
+6 times. The network is also kept below ~6 weights per training character (char-rnn's
+advice: parameters of the order of the data), since beyond that it mostly memorizes. At 100 s on two threads 2x384
 would see 1.3 characters per weight and 2x256 is chosen; at 15 minutes 2x640 sees 1.6.
 """
 
@@ -32,7 +35,7 @@ from __future__ import annotations
 
 import sys
 
-AUTO_FIELDS = ("rnn_size", "num_layers", "batch_size", "seq_length", "learning_rate", "dropout")
+AUTO_FIELDS = ("rnn_size", "num_layers", "batch_size", "seq_length", "learning_rate", "dropout", "weight_decay")
 # (train tokens up to, rnn_size): the torch-rnn community's rule of thumb
 SIZE_TABLE = ((300_000, 128), (1_500_000, 256), (3_000_000, 384), (float("inf"), 512))
 # characters/s that (one thread, two threads) train 2 layers of this width at batch 12-16 x 64
@@ -42,6 +45,7 @@ CHARS_PER_SECOND = {128: (93_000, 89_000), 192: (38_000, 59_000), 256: (26_000, 
 BF16_SPEEDUP = 1.7  # 1.64-1.77x measured at widths 128-512, one thread, Zen 5
 CHARS_PER_WEIGHT = 1.45  # the budget must show the network this many characters per weight
 WEIGHTS_PER_CHAR = 6.0  # and the network holds at most this many weights per training character
+WEIGHT_DECAY = 0.1  # AdamW's, under any budget: 100 s 1.470-1.475 -> 1.453-1.454, 15 min ~0.02 lower too
 WORDVEC = 64
 
 
@@ -60,7 +64,7 @@ def choose(train_tokens: int, time_budget: float | None, bf16_up_to: int = 0, th
     if time_budget is None:
         size = next(size for limit, size in SIZE_TABLE if train_tokens <= limit)
         return {"rnn_size": size, "num_layers": 2, "batch_size": 50, "seq_length": 50, "learning_rate": 2e-3,
-                "dropout": 0.0, "reason": f"{train_tokens:,} training tokens -> {size} units (torch-rnn's rule of "
+                "dropout": 0.0, "weight_decay": 0.0, "reason": f"{train_tokens:,} training tokens -> {size} units (torch-rnn's rule of "
                                           "thumb); torch-rnn's batch 50 x 50, learning rate 2e-3"}
     fits = [h for h in CHARS_PER_SECOND if time_budget * chars_per_second(h, bf16_up_to, threads) >= CHARS_PER_WEIGHT * lstm_weights(h)
             and lstm_weights(h) <= WEIGHTS_PER_CHAR * train_tokens]
@@ -73,11 +77,12 @@ def choose(train_tokens: int, time_budget: float | None, bf16_up_to: int = 0, th
     on = "one thread" if threads < 2 else "two threads" if threads == 2 else f"{threads} threads (counted as two)"
     reason = (f"a {time_budget:g} s budget on {on} trains ~{seen / 1e6:.1f}M characters ({epochs:.1f} passes over "
               f"{train_tokens:,} training tokens); 2x{size} is the widest network shown >= {CHARS_PER_WEIGHT:g} characters "
-              f"per weight with <= {WEIGHTS_PER_CHAR:g} weights per training character; batch {batch} x 64 at learning rate {lr:g}"
+              f"per weight with <= {WEIGHTS_PER_CHAR:g} weights per training character; batch {batch} x 64 at learning rate {lr:g}, "
+              f"weight decay {WEIGHT_DECAY:g}"
               + (f"; dropout {dropout:g} against overfitting" if dropout else "")
               + ("; bfloat16 on this CPU" if size <= bf16_up_to else ""))
     return {"rnn_size": size, "num_layers": 2, "batch_size": batch, "seq_length": 64, "learning_rate": lr,
-            "dropout": dropout, "reason": reason}
+            "dropout": dropout, "weight_decay": WEIGHT_DECAY, "reason": reason}
 
 
 def bf16_widths(options: dict) -> int:

@@ -92,7 +92,8 @@ def _train_parser(sub) -> None:
     flag(g, "grad_clip", type=float, default=5.0)
     flag(g, "lr_decay_every", type=int, default=5)
     flag(g, "lr_decay_factor", type=float, default=0.5)
-    flag(g, "weight_decay", type=float, default=0.0, help="L2 penalty")
+    flag(g, "weight_decay", type=_float_or_auto, default=0.0,
+         help="AdamW's decay of the weight matrices, or auto (0.1 with a time budget)")
     flag(g, "early_stopping", type=int, default=None, metavar="PATIENCE", help="stop after this many evaluations without a better validation loss")
     g = p.add_argument_group("output")
     flag(g, "print_every", type=int, default=1)

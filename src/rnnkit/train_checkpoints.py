@@ -17,6 +17,7 @@ from . import distributed as dist
 from .checkpoint import pack_optimizer, read_meta, save_checkpoint, set_aside_if_damaged, unpack_optimizer
 from .errors import RnnkitError
 from .model import state_from_tensors, state_tensors
+from .optimizer import regroup_saved_state, set_weight_decay
 
 
 class TrainerCheckpoints:
@@ -31,11 +32,12 @@ class TrainerCheckpoints:
         meta = ckpt.meta
         if "optimizer" in meta:
             try:
-                unpack_optimizer(self.optimizer, ckpt.tensors, meta["optimizer"])
+                packed, tensors = regroup_saved_state(meta["optimizer"], ckpt.tensors, self.model)
+                unpack_optimizer(self.optimizer, tensors, packed)
             except (ValueError, KeyError, RuntimeError) as e:
                 raise RnnkitError(f"{ckpt.path}: its optimizer state does not fit this model ({e})") from None
-            for group in self.optimizer.param_groups:  # flags given now win over the saved ones
-                group["weight_decay"] = self.cfg.weight_decay
+            set_weight_decay(self.optimizer, self.cfg.weight_decay)  # flags given now win over the saved ones
+            for group in self.optimizer.param_groups:
                 group["fused"] = True if self.fused else None  # step() relies on fused Adam's found_inf
         if self.cfg.reset_iterations:
             self._seed(self.cfg.seed)

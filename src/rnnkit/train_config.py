@@ -69,8 +69,9 @@ class TrainConfig:
             raise ConfigError(f"--grad_clip must be 0 (off) or more, got {self.grad_clip}")
         if self.lr_decay_every < 0 or not 0 < self.lr_decay_factor <= 1:
             raise ConfigError("--lr_decay_every must be >= 0 and --lr_decay_factor in (0, 1]")
-        if self.weight_decay < 0:
-            raise ConfigError(f"--weight_decay must be 0 or more, got {self.weight_decay}")
+        if not 0 <= self.weight_decay * self.learning_rate < 1:
+            raise ConfigError(f"--weight_decay must be 0 or more and its product with --learning_rate below 1 "
+                              f"(0.01 to 0.1 is usual), got {self.weight_decay}")
         if self.checkpoint_every < 0:
             raise ConfigError(f"--checkpoint_every must be 0 (only at the end) or more, got {self.checkpoint_every}")
         if self.max_iters is not None and self.max_iters <= 0:

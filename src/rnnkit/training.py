@@ -26,6 +26,7 @@ from .errors import InputFileError
 from .interrupt import StopNow, catch_stop_signals, signal_name
 from .metrics import MetricsLog
 from .model import LanguageModel, ModelConfig, model_from_checkpoint
+from .optimizer import build_optimizer
 from .progress import Progress
 from .run_folder import prepare_run, resume_config, write_config
 from .schedule import LRSchedule
@@ -86,12 +87,11 @@ class Trainer(TrainerStep, TrainerCheckpoints):
         # Fused Adam (one kernel) can skip a bad update on the device (`found_inf`), so a
         # step needs no host sync to decide it; elsewhere step() reads the flag instead.
         self.fused = self.device.type in ("cpu", "cuda")
-        adam = lambda **fused: torch.optim.Adam(self.model.parameters(), lr=cfg.learning_rate,  # noqa: E731
-                                                weight_decay=cfg.weight_decay, **fused)
         try:
-            self.optimizer = adam(fused=True) if self.fused else adam()
+            self.optimizer = build_optimizer(self.model, cfg.learning_rate, cfg.weight_decay, self.fused)
         except RuntimeError:  # PyTorch before 2.4 has no fused Adam on the CPU
-            self.fused, self.optimizer = False, adam()
+            self.fused = False
+            self.optimizer = build_optimizer(self.model, cfg.learning_rate, cfg.weight_decay, False)
         # faults counted on the device between two settle() calls, which read them
         self._faults, self._run, self._worst_run = (torch.zeros((), dtype=torch.int64, device=self.device) for _ in range(3))
         self.ddp_model = dist.wrap(self.model, self.device)
