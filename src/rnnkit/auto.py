@@ -18,7 +18,7 @@ clock; README "Performance"), val loss in nats/char:
     on a partly loaded machine); bf16 dropout 0.25 / 0.3 / 0.4 -> 1.423 / 1.439 / 1.432;
     2x640 (~7 passes) dropout 0.3 / 0.4 -> 1.4146 / 1.4196; dropout 0.3, seeds 123 / 1 / 7 ->
     1.409 / 1.413 / 1.428, and with AdamW weight decay 0.1 on the matrices as well 1.387 /
-    1.391 / 1.399 (seed 2: 1.392)
+    1.391 / 1.399 (seeds 2 and 3: 1.392)
   100 s, two threads, 2x256 (auto), seeds 123 / 1: no weight decay 1.475 / 1.470, 0.1 -> 1.453 / 1.454
 With --amp bf16 on a CPU that has bf16 instructions (widths up to 512; device.py) a step
 is ~1.7x faster, so the same budget trains on 1.7x the characters. A second thread trains
