@@ -3,6 +3,7 @@ states still resume."""
 
 from __future__ import annotations
 
+import pytest
 import torch
 
 from rnnkit.checkpoint import pack_optimizer, unpack_optimizer
@@ -39,11 +40,13 @@ def test_a_one_group_optimizer_state_is_renumbered_for_the_two_groups():
     old.step()
     tensors, packed = pack_optimizer(old)
     new = build_optimizer(model, lr=1e-2, weight_decay=0.1, fused=False)
-    unpack_optimizer(new, *reversed(regroup_saved_state(packed, tensors, model)))
+    unpack_optimizer(new, tensors, regroup_saved_state(packed, model))
     for p in model.parameters():  # each parameter gets its own moments back, whatever its new number
         torch.testing.assert_close(new.state[p]["exp_avg"], old.state[p]["exp_avg"])
         torch.testing.assert_close(new.state[p]["exp_avg_sq"], old.state[p]["exp_avg_sq"])
     assert all(p.dim() >= 2 for p in new.param_groups[DECAYED]["params"])
     assert all(p.dim() < 2 for p in new.param_groups[NOT_DECAYED]["params"])
-    same = regroup_saved_state(*reversed(pack_optimizer(new)), model)  # a two-group state is kept as it is
-    assert same[0]["param_groups"] == pack_optimizer(new)[1]["param_groups"]
+    two_groups = pack_optimizer(new)[1]
+    assert regroup_saved_state(two_groups, model) is two_groups  # kept as it is
+    with pytest.raises(ValueError):  # another model's state does not fit
+        regroup_saved_state(packed, LanguageModel(ModelConfig(vocab_size=7, wordvec_size=4, rnn_size=6, num_layers=1)))

@@ -27,24 +27,19 @@ def set_weight_decay(optimizer: torch.optim.Optimizer, weight_decay: float) -> N
         group["weight_decay"] = weight_decay if i == DECAYED else 0.0
 
 
-def regroup_saved_state(packed: dict, tensors: dict, model: torch.nn.Module, prefix: str = "optim.") -> tuple[dict, dict]:
-    """A one-group optimizer state (checkpoints written before --weight_decay became AdamW's,
-    parameters numbered in model order) renumbered for build_optimizer's two groups; a
-    two-group state is returned as it is."""
+def regroup_saved_state(packed: dict, model: torch.nn.Module) -> dict:
+    """A one-group optimizer state (checkpoints written before --weight_decay became AdamW's)
+    split into build_optimizer's two groups; a two-group state is returned as it is.
+
+    Only the groups' lists of saved parameter ids change: load_state_dict pairs saved ids
+    with parameters by their order in the groups, so the saved tensors keep their names."""
     groups = packed["param_groups"]
     if len(groups) != 1:
-        return packed, tensors
-    params = list(model.parameters())
-    order = [i for i, p in enumerate(params) if p.dim() >= 2] + [i for i, p in enumerate(params) if p.dim() < 2]
-    new_id = {old: new for new, old in enumerate(order)}
-    n_decayed = sum(p.dim() >= 2 for p in params)
-    renamed = {}
-    for name, value in tensors.items():
-        if name.startswith(prefix):
-            pid, key = name[len(prefix):].split(".", 1)
-            name = f"{prefix}{new_id[int(pid)]}.{key}"
-        renamed[name] = value
-    scalars = {str(new_id[int(pid)]): v for pid, v in packed.get("scalars", {}).items()}
+        return packed
+    saved_ids, params = groups[0]["params"], list(model.parameters())
+    if len(saved_ids) != len(params):
+        raise ValueError(f"the saved state has {len(saved_ids)} parameters, the model {len(params)}")
     base = {k: v for k, v in groups[0].items() if k != "params"}
-    new_groups = [{**base, "params": list(range(n_decayed))}, {**base, "params": list(range(n_decayed, len(params)))}]
-    return {**packed, "param_groups": new_groups, "scalars": scalars}, renamed
+    decayed = [i for i, p in zip(saved_ids, params) if p.dim() >= 2]
+    rest = [i for i, p in zip(saved_ids, params) if p.dim() < 2]
+    return {**packed, "param_groups": [{**base, "params": decayed}, {**base, "params": rest}]}

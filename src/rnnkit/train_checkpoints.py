@@ -32,8 +32,7 @@ class TrainerCheckpoints:
         meta = ckpt.meta
         if "optimizer" in meta:
             try:
-                packed, tensors = regroup_saved_state(meta["optimizer"], ckpt.tensors, self.model)
-                unpack_optimizer(self.optimizer, tensors, packed)
+                unpack_optimizer(self.optimizer, ckpt.tensors, regroup_saved_state(meta["optimizer"], self.model))
             except (ValueError, KeyError, RuntimeError) as e:
                 raise RnnkitError(f"{ckpt.path}: its optimizer state does not fit this model ({e})") from None
             set_weight_decay(self.optimizer, self.cfg.weight_decay)  # flags given now win over the saved ones
