@@ -27,8 +27,9 @@ So: the widest network that still sees ~1.45 characters per weight in the budget
 small batches at a high learning rate (annealed to the end of the budget, schedule.py)
 with AdamW weight decay 0.1, and dropout 0.3 once the budget goes over the corpus more than
 6 times. The network is also kept below ~6 weights per training character (char-rnn's
-advice: parameters of the order of the data), since beyond that it mostly memorizes. At 100 s on two threads 2x384
-would see 1.3 characters per weight and 2x256 is chosen; at 15 minutes 2x640 sees 1.6.
+advice: parameters of the order of the data), since beyond that it mostly memorizes. At
+100 s on two threads 2x384 would see 1.3 characters per weight and 2x256 is chosen; at 15
+minutes 2x640 sees 1.6.
 """
 
 from __future__ import annotations

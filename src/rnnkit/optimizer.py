@@ -14,11 +14,16 @@ import torch
 DECAYED, NOT_DECAYED = 0, 1  # the two parameter groups, in this order
 
 
+def is_decayed(p: torch.Tensor) -> bool:
+    """Matrices (embedding, LSTM, output layer) are decayed; biases and norm scales are not."""
+    return p.dim() >= 2
+
+
 def build_optimizer(model: torch.nn.Module, lr: float, weight_decay: float, fused: bool) -> torch.optim.AdamW:
     """AdamW over [matrices, the rest]; fused=True asks for the one-kernel version."""
     params = list(model.parameters())
-    groups = [{"params": [p for p in params if p.dim() >= 2], "weight_decay": weight_decay},
-              {"params": [p for p in params if p.dim() < 2], "weight_decay": 0.0}]
+    groups = [{"params": [p for p in params if is_decayed(p)], "weight_decay": weight_decay},
+              {"params": [p for p in params if not is_decayed(p)], "weight_decay": 0.0}]
     return torch.optim.AdamW(groups, lr=lr, **({"fused": True} if fused else {}))
 
 
@@ -40,6 +45,6 @@ def regroup_saved_state(packed: dict, model: torch.nn.Module) -> dict:
     if len(saved_ids) != len(params):
         raise ValueError(f"the saved state has {len(saved_ids)} parameters, the model {len(params)}")
     base = {k: v for k, v in groups[0].items() if k != "params"}
-    decayed = [i for i, p in zip(saved_ids, params) if p.dim() >= 2]
-    rest = [i for i, p in zip(saved_ids, params) if p.dim() < 2]
+    decayed = [i for i, p in zip(saved_ids, params) if is_decayed(p)]
+    rest = [i for i, p in zip(saved_ids, params) if not is_decayed(p)]
     return {**packed, "param_groups": [{**base, "params": decayed}, {**base, "params": rest}]}
