@@ -4,6 +4,7 @@ sampling, `auto` sizes, the time budget and its learning-rate schedule."""
 from __future__ import annotations
 
 import json
+import os
 from types import SimpleNamespace
 
 import numpy as np
@@ -240,12 +241,69 @@ def test_amp_fp16_on_a_cpu_is_a_one_line_error(tmp_path):
     assert r.returncode == 2 and r.stderr.strip().count("\n") == 0 and "--amp fp16 is for CUDA" in r.stderr
 
 
-def test_a_bf16_run_keeps_float32_weights(tmp_path):
+def test_bf16_on_a_cpu_trains_where_the_probe_passes_and_stops_in_one_line_where_it_fails(tmp_path):
+    from rnnkit import device
+
     (tmp_path / "t.txt").write_text("abc def\n" * 400)
     r = run_cli("train", str(tmp_path / "t.txt"), "-checkpoint_name", str(tmp_path / "cv" / "ck"),
                 "-rnn_size", "8", "-batch_size", "2", "-seq_length", "8", "-max_iters", "2", "-amp", "bf16", "-device", "cpu")
-    assert r.returncode == 0, r.stderr
-    from rnnkit.checkpoint import load_checkpoint
+    if os.environ.get("ONEDNN_MAX_CPU_ISA", "").upper() == "AVX2":  # the ISA-limited pass of `make test`
+        assert device.cpu_bf16_rnn_failure("lstm") is not None, "oneDNN has no bf16 LSTM on AVX2: the ISA limit did not apply"
+    if device.cpu_bf16_rnn_failure("lstm") is None:
+        assert r.returncode == 0, r.stderr
+        from rnnkit.checkpoint import load_checkpoint
 
-    weights = load_checkpoint(tmp_path / "cv" / "ck_2.json").prefixed("model.")
-    assert weights and all(t.dtype == torch.float32 for t in weights.values())
+        weights = load_checkpoint(tmp_path / "cv" / "ck_2.json").prefixed("model.")
+        assert weights and all(t.dtype == torch.float32 for t in weights.values())
+    else:
+        assert r.returncode == 2 and r.stderr.strip().count("\n") == 0, r.stderr
+        assert "--amp bf16" in r.stderr and "use --amp off" in r.stderr and "internal error" not in r.stderr
+        assert not (tmp_path / "cv").exists()  # stopped before preprocessing wrote anything
+
+
+def test_a_failed_bf16_probe_stops_training_before_anything_is_written(tmp_path, monkeypatch):
+    from rnnkit import device
+    from rnnkit.errors import ConfigError
+
+    monkeypatch.setattr(device, "cpu_bf16_rnn_failure", lambda model_type: "no bf16 primitive")
+    (tmp_path / "t.txt").write_text("abc def\n" * 400)
+    with pytest.raises(ConfigError, match=r"--amp bf16: .*cannot train a GRU in bfloat16 \(no bf16 primitive\); use --amp off"):
+        train(TrainConfig(input_txt=[str(tmp_path / "t.txt")], checkpoint_name=str(tmp_path / "cv" / "ck"), model_type="gru",
+                          rnn_size=8, batch_size=2, seq_length=8, max_iters=2, amp="bf16", device="cpu", progress="none"))
+    assert not (tmp_path / "cv").exists()
+
+
+def test_the_bf16_probe_runs_a_real_backward_pass():
+    from rnnkit import device
+
+    device.cpu_bf16_rnn_failure.cache_clear()
+    failure = device.cpu_bf16_rnn_failure("lstm")
+    assert failure is None or (isinstance(failure, str) and failure and "\n" not in failure)  # a reason, one line
+    assert device.cpu_bf16_rnn_failure.cache_info().misses == 1 and device.cpu_bf16_rnn_failure("lstm") == failure
+    assert device.cpu_bf16_rnn_failure.cache_info().hits == 1  # probed once per process and cell type
+
+
+def test_a_failed_onednn_check_falls_back_to_numpy_products_and_says_so_once(monkeypatch, capsys):
+    def broken(*args):
+        raise RuntimeError("no such primitive")
+
+    monkeypatch.setattr(cpu_step, "_onednn_ok", None)
+    monkeypatch.setattr(cpu_step.OneDnnProduct, "__init__", broken)
+    assert cpu_step.onednn_works() is False and cpu_step.onednn_works() is False
+    assert capsys.readouterr().err.count("oneDNN's packed products failed") == 1
+    many = cpu_step.CpuLM(model_of()).products(8)
+    assert all(isinstance(p, cpu_step.NumpyProduct) for p in [*many.hh, many.head])
+    gen = Generator(model_of(), VOCAB)
+    fast = gen.generate(length=100, seed=3, num_samples=4)
+    gen.fast_path = False
+    assert gen.generate(length=100, seed=3, num_samples=4) == fast  # the fallback samples what torch samples
+
+
+def test_the_isa_limit_of_the_second_pass_is_in_force():
+    """`make test` runs this file again under ATEN_CPU_CAPABILITY=avx2 / ONEDNN_MAX_CPU_ISA=AVX2."""
+    wanted = os.environ.get("ATEN_CPU_CAPABILITY")
+    got = torch.backends.cpu.get_cpu_capability()
+    if wanted:
+        assert got.lower() == wanted.lower()
+    else:
+        assert got in ("DEFAULT", "NO AVX", "AVX2", "AVX512", "ZVECTOR", "VSX", "SVE256", "SVE")

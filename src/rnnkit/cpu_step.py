@@ -19,6 +19,7 @@ from __future__ import annotations
 import ctypes
 import glob
 import os
+import sys
 import threading
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -219,6 +220,9 @@ def onednn_works() -> bool:
             _onednn_ok = bool(torch.backends.mkldnn.is_available() and np.allclose(got, x @ w + b, rtol=1e-4, atol=1e-4))
         except (AttributeError, RuntimeError, NotImplementedError):
             _onednn_ok = False
+        if not _onednn_ok:
+            print("note: oneDNN's packed products failed their check on this CPU or PyTorch build; "
+                  "sampling several streams uses NumPy's products instead (slower)", file=sys.stderr, flush=True)
     return _onednn_ok
 
 

@@ -54,6 +54,33 @@ def cpu_has_bf16_math() -> bool:
     return "avx512_bf16" in flags or "amx_bf16" in flags
 
 
+@functools.cache
+def cpu_bf16_rnn_failure(model_type: str) -> str | None:
+    """Why this PyTorch cannot train a `model_type` stack under bfloat16 autocast on this CPU, or None.
+
+    A probe, not a flag check: oneDNN has a bfloat16 LSTM primitive only on some ISAs (none on
+    AVX2-only CPUs), and which one a build picks depends on the build and on ONEDNN_MAX_CPU_ISA.
+    So a tiny network runs one forward and backward pass here, once per process and cell type.
+    """
+    rnn_class = {"lstm": torch.nn.LSTM, "gru": torch.nn.GRU, "rnn": torch.nn.RNN}[model_type]
+    rnn = rnn_class(4, 8, num_layers=2, batch_first=True)
+    try:
+        with torch.autocast("cpu", dtype=torch.bfloat16):
+            out, _ = rnn(torch.randn(2, 3, 4))
+        out.float().sum().backward()
+    except RuntimeError as e:
+        return str(e).split(". ")[0].strip()
+    return None
+
+
+def check_cpu_bf16(model_type: str) -> None:
+    """--amp bf16 on a CPU: a one-line error before training where the probe above fails."""
+    failure = cpu_bf16_rnn_failure(model_type)
+    if failure is not None:
+        raise ConfigError(f"--amp bf16: this CPU (or this PyTorch build) cannot train {'an' if model_type == 'lstm' else 'a'} "
+                          f"{model_type.upper()} in bfloat16 ({failure}); use --amp off, which trains in float32")
+
+
 # --amp bf16 on a CPU with bf16 instructions: on a Zen 5 core (torch 2.13, oneDNN) a 2-layer
 # LSTM step is 1.6-1.8x faster at 128-512 units but slower from 640 units on. The loss
 # after the same early steps is the same, but time-budgeted runs did not end lower than in

@@ -21,7 +21,7 @@ import torch.nn.functional as F
 from . import distributed as dist
 from .checkpoint import checkpoint_iteration, load_checkpoint
 from .data import Lanes, check_ids, fit_lanes, open_split
-from .device import CPU_BF16_MAX_RNN_SIZE, autocast_dtype, cpu_has_bf16_math, resolve_device
+from .device import CPU_BF16_MAX_RNN_SIZE, autocast_dtype, check_cpu_bf16, cpu_bf16_rnn_failure, cpu_has_bf16_math, resolve_device
 from .errors import InputFileError
 from .interrupt import StopNow, catch_stop_signals, signal_name
 from .metrics import MetricsLog
@@ -96,11 +96,14 @@ class Trainer(TrainerStep, TrainerCheckpoints):
         self._faults, self._run, self._worst_run = (torch.zeros((), dtype=torch.int64, device=self.device) for _ in range(3))
         self.ddp_model = dist.wrap(self.model, self.device)
         self.autocast_dtype = autocast_dtype(cfg.amp, self.device)
+        if self.device.type == "cpu" and self.autocast_dtype is not None:
+            check_cpu_bf16(self.model.config.model_type)
         if self.device.type == "cpu" and not cfg.quiet:
             if self.autocast_dtype is not None and not cpu_has_bf16_math():
                 self.notice("note: this CPU has no bfloat16 instructions, so --amp bf16 is emulated and slower than --amp off")
             elif self.autocast_dtype is None and cfg.amp == "auto" and cpu_has_bf16_math() \
-                    and self.model.config.rnn_size <= CPU_BF16_MAX_RNN_SIZE:
+                    and self.model.config.rnn_size <= CPU_BF16_MAX_RNN_SIZE \
+                    and cpu_bf16_rnn_failure(self.model.config.model_type) is None:
                 self.notice("tip: this CPU does bfloat16 in hardware; --amp bf16 trains about 1.7x faster (README: Training in bfloat16)")
         # Under autocast PyTorch runs cuDNN's RNN kernel in fp16 whatever the dtype asked for
         # (aten/src/ATen/cudnn/AutocastRNN.cpp casts to kHalf), so even with bf16 the LSTM's
@@ -312,7 +315,10 @@ class Trainer(TrainerStep, TrainerCheckpoints):
 def train(config: TrainConfig | None = None, **kwargs) -> TrainResult:
     """Python API for `rnnkit train`: `rnnkit.train(input_txt=["my.txt"], max_iters=200)`."""
     cfg = config or TrainConfig(**kwargs)
-    dist.init(resolve_device(cfg.device, cfg.gpu).type)
+    device = resolve_device(cfg.device, cfg.gpu)
+    if device.type == "cpu" and autocast_dtype(cfg.amp, device) is not None:
+        check_cpu_bf16(cfg.model_type)  # before preprocessing writes anything; Trainer checks a resumed model again
+    dist.init(device.type)
     trainer = None
     try:
         cfg = prepare_run(cfg)
