@@ -48,9 +48,15 @@ def one_torch_thread() -> Iterator[None]:
 
 
 @contextlib.contextmanager
-def running_server(checkpoint: Path, *flags: str, timeout: float = 60) -> Iterator[str]:
-    """`rnnkit serve CHECKPOINT --port 0 FLAGS` in a subprocess; yields its base URL."""
+def running_server(checkpoint: Path, *flags: str, timeout: float = 60, token: str | None = None) -> Iterator[str]:
+    """`rnnkit serve CHECKPOINT --port 0 FLAGS` in a subprocess; yields its base URL.
+
+    A token goes in through RNNKIT_TOKEN, as it would to keep it out of the process list.
+    """
     env = dict(os.environ, PYTHONUNBUFFERED="1", OMP_NUM_THREADS="1")
+    env.pop("RNNKIT_TOKEN", None)
+    if token is not None:
+        env["RNNKIT_TOKEN"] = token
     proc = subprocess.Popen(
         [sys.executable, "-m", "rnnkit", "serve", str(checkpoint), "--port", "0", "--device", "cpu", *flags],
         stderr=subprocess.PIPE, stdout=subprocess.DEVNULL, text=True, env=env,
@@ -59,7 +65,7 @@ def running_server(checkpoint: Path, *flags: str, timeout: float = 60) -> Iterat
         url = _wait_for_url(proc, timeout)
         # keep reading its log so a chatty server never blocks on a full pipe
         threading.Thread(target=proc.stderr.read, daemon=True).start()
-        _wait_healthy(url, timeout)
+        _wait_healthy(url, timeout, bearer(token) if token is not None else {})
         yield url
     finally:
         proc.terminate()
@@ -84,11 +90,15 @@ def _wait_for_url(proc: subprocess.Popen, timeout: float) -> str:
     raise RuntimeError(f"rnnkit serve did not start in {timeout} s:\n{''.join(seen)}")
 
 
-def _wait_healthy(url: str, timeout: float) -> None:
+def bearer(token: str) -> dict[str, str]:
+    return {"Authorization": f"Bearer {token}"}
+
+
+def _wait_healthy(url: str, timeout: float, headers: dict[str, str]) -> None:
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
         try:
-            if httpx.get(f"{url}/health", timeout=2).status_code == 200:
+            if httpx.get(f"{url}/health", headers=headers, timeout=2).status_code == 200:
                 return
         except httpx.HTTPError:
             pass

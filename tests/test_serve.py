@@ -3,19 +3,25 @@
 from __future__ import annotations
 
 import json
+import os
+import subprocess
+import sys
 import threading
 import warnings
 
+import httpx
 import pytest
-from helpers_serve import make_checkpoint, one_torch_thread
+from helpers_serve import bearer, make_checkpoint, one_torch_thread, running_server
 
 with warnings.catch_warnings():  # starlette 1.x nudges toward httpx2; httpx works the same here
     warnings.simplefilter("ignore", UserWarning)
     from starlette.testclient import TestClient
 
-from rnnkit.errors import RnnkitError
+from rnnkit.errors import ConfigError, RnnkitError
 from rnnkit.sampling import Generator
-from rnnkit.serve import MAX_BODY_BYTES, bind, create_app
+from rnnkit.serve import MAX_BODY_BYTES, bind, check_token_for_host, create_app
+
+TOKEN = "s3cret-Token_1+/="
 
 
 @pytest.fixture(autouse=True, scope="module")
@@ -219,3 +225,86 @@ def test_binds_loopback_by_default_and_reports_a_busy_port():
             bind("127.0.0.1", sock.getsockname()[1])
     finally:
         sock.close()
+
+
+# ---- the token -----------------------------------------------------------------------------
+@pytest.fixture(scope="module")
+def guarded(generator):
+    with TestClient(create_app(generator, token=TOKEN)) as c:
+        yield c
+
+
+NOT_THE_TOKEN = [{}, bearer("wrong"), bearer(TOKEN[:-1]), bearer(TOKEN + "x"), {"Authorization": TOKEN},
+                 {"Authorization": f"Basic {TOKEN}"}]
+
+
+@pytest.mark.parametrize("headers", NOT_THE_TOKEN)
+@pytest.mark.parametrize("method, path", [("GET", "/health"), ("GET", "/model"), ("POST", "/generate"),
+                                          ("POST", "/generate/stream"), ("GET", "/nope")])
+def test_api_needs_the_token(guarded, method, path, headers):
+    r = guarded.request(method, path, headers=headers, json={"length": 5} if method == "POST" else None)
+    assert r.status_code == 401 and r.headers["www-authenticate"] == "Bearer"
+    assert "Authorization: Bearer" in r.json()["error"]
+
+
+def test_the_right_token_gets_in(guarded):
+    assert guarded.get("/health", headers=bearer(TOKEN)).status_code == 200
+    r = guarded.post("/generate", json={"length": 5, "start_text": "A"}, headers=bearer(TOKEN))
+    assert r.status_code == 200 and len(r.json()["samples"][0]) == 6
+    r = guarded.post("/generate/stream", json={"length": 5}, headers={"authorization": f"bearer {TOKEN}"})
+    assert r.status_code == 200 and events(r.text)[-1] == ("done", {"chars": 5})  # the scheme is case-blind
+
+
+def test_page_loads_without_the_token_and_sends_it(guarded, client):
+    r = guarded.get("/")
+    assert r.status_code == 200 and "Generate" in r.text
+    assert "token=" in r.text and 'headers.set("Authorization"' in r.text
+    assert r.text.index("Authorization") < r.text.index('fetch("/model")')  # wraps fetch before the page uses it
+    assert "Authorization" not in client.get("/").text  # no token: the page as it always was
+
+
+def test_bad_tokens_are_refused(generator):
+    for bad in ["", "two words", "naïve", "tab\there"]:
+        with pytest.raises(ConfigError, match="printable ASCII"):
+            create_app(generator, token=bad)
+        with pytest.raises(ConfigError, match="printable ASCII"):
+            check_token_for_host("127.0.0.1", bad, no_token=False)
+    with pytest.raises(ConfigError, match="not both"):
+        check_token_for_host("0.0.0.0", TOKEN, no_token=True)
+
+
+@pytest.mark.parametrize("host", ["127.0.0.1", "127.8.9.10", "localhost", "LocalHost", "::1"])
+def test_loopback_needs_no_token(host):
+    check_token_for_host(host, None, no_token=False)
+
+
+@pytest.mark.parametrize("host", ["0.0.0.0", "::", "192.168.1.20", "10.0.0.1", "example.org"])
+def test_other_hosts_need_a_token_or_no_token(host):
+    with pytest.raises(ConfigError, match=f"--host {host} exposes .*--token SECRET.*--no_token"):
+        check_token_for_host(host, None, no_token=False)
+    check_token_for_host(host, TOKEN, no_token=False)
+    check_token_for_host(host, None, no_token=True)  # open to the network, knowingly
+
+
+@pytest.mark.parametrize("flags, env_token, says", [
+    ([], None, "--host 0.0.0.0 exposes the server beyond this machine"),
+    (["--no_token"], TOKEN, "not both"),  # RNNKIT_TOKEN counts as --token
+    ([], TOKEN, "no-such-run"),  # RNNKIT_TOKEN passes the host check; only then is the checkpoint read
+])
+def test_cli_checks_the_host_before_loading_anything(tmp_path, flags, env_token, says):
+    env = {k: v for k, v in os.environ.items() if k != "RNNKIT_TOKEN"}
+    if env_token is not None:
+        env["RNNKIT_TOKEN"] = env_token
+    cmd = [sys.executable, "-m", "rnnkit", "serve", str(tmp_path / "no-such-run"), "--host", "0.0.0.0", *flags]
+    r = subprocess.run(cmd, capture_output=True, text=True, env=env, timeout=120)
+    assert r.returncode == 2 and r.stdout == ""
+    lines = r.stderr.splitlines()
+    assert len(lines) == 1 and lines[0].startswith("rnnkit: error: ") and says in lines[0], r.stderr
+
+
+def test_live_server_takes_the_token_from_the_environment(tmp_path):
+    with running_server(make_checkpoint(tmp_path), token=TOKEN) as url:
+        assert httpx.get(f"{url}/model").status_code == 401
+        assert httpx.get(f"{url}/").status_code == 200
+        r = httpx.post(f"{url}/generate/stream", json={"length": 5}, headers=bearer(TOKEN), timeout=30)
+        assert r.status_code == 200 and events(r.text)[-1] == ("done", {"chars": 5})

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 
 from .cli_common import flag, new_parser
 from .errors import ConfigError, RnnkitError
@@ -32,6 +33,10 @@ def _register_serve(sub) -> None:
     flag(p, "host", default="127.0.0.1", help="address to listen on (default 127.0.0.1: this machine only)")
     flag(p, "port", type=int, default=8000, help="port (default 8000; 0 picks a free one)")
     flag(p, "device", default="auto", help="auto | cpu | cuda | cuda:N | mps (default auto)")
+    flag(p, "token", default=None, help="require the header 'Authorization: Bearer TOKEN' on every request "
+         "but the page (default: $RNNKIT_TOKEN, which keeps it out of the process list); needed with a "
+         "--host other than this machine")
+    flag(p, "no_token", action="store_true", help="serve a --host other than this machine without a token, knowingly")
     for name, help in LIMIT_FLAGS.items():
         flag(p, name, type=int, default=None, help=help)
     p.set_defaults(func=_serve)
@@ -46,7 +51,9 @@ def _serve(args) -> int:
             raise
         raise RnnkitError(f"rnnkit serve needs {e.name}; install it with: pip install 'rnnkit[serve]'") from None
     limits = {name: getattr(args, name) for name in LIMIT_FLAGS if getattr(args, name) is not None}
-    serve(args.checkpoint, host=args.host, port=args.port, device=args.device, **limits)
+    token = args.token if args.token is not None else os.environ.get("RNNKIT_TOKEN") or None
+    serve(args.checkpoint, host=args.host, port=args.port, device=args.device, token=token,
+          no_token=args.no_token, **limits)
     return 0
 
 

@@ -8,12 +8,17 @@
 
 Sampling is CPU-bound torch code, so it runs in worker threads; the event loop only parses
 requests and moves text. At most `max_concurrent` generations run at once; more get 429.
+
+With a token, every request but GET / needs `Authorization: Bearer <token>` (else 401); the
+page takes the token from its address (`/#token=...`) or asks for it. A --host beyond this
+machine needs a token or an explicit --no_token.
 """
 
 from __future__ import annotations
 
 import asyncio
 import copy
+import hmac
 import ipaddress
 import json
 import logging
@@ -23,18 +28,21 @@ import sys
 import threading
 from dataclasses import asdict, dataclass
 from importlib import resources
-from typing import Any, AsyncIterator
+from typing import TYPE_CHECKING, Any, AsyncIterator
 
 from starlette.applications import Starlette
 from starlette.concurrency import run_in_threadpool
 from starlette.exceptions import HTTPException
+from starlette.middleware import Middleware
 from starlette.requests import Request
 from starlette.responses import HTMLResponse, JSONResponse, Response, StreamingResponse
 from starlette.routing import Route
 
 from .errors import ConfigError, RnnkitError
-from .sampling import Generator, SampleOptions
 from .vocab import UnknownTokensError
+
+if TYPE_CHECKING:  # torch loads on first use, so `rnnkit serve` refuses bad flags at once
+    from .sampling import Generator, SampleOptions
 
 MAX_BODY_BYTES = 64 * 1024
 log = logging.getLogger("rnnkit.serve")
@@ -83,14 +91,21 @@ class Lease:
             self.slots.in_use -= 1
 
 
-def create_app(generator: Generator, **limits: Any) -> Starlette:
-    """The ASGI app. Keyword arguments override Limits fields (max_length, max_concurrent, ...)."""
+def create_app(generator: Generator, token: str | None = None, **limits: Any) -> Starlette:
+    """The ASGI app. A token guards every request but GET / (BearerToken).
+
+    Other keyword arguments override Limits fields (max_length, max_concurrent, ...).
+    """
+    if token is not None:
+        check_token(token)
     lim = Limits(**limits)
     for name, value in asdict(lim).items():
         if not isinstance(value, int) or value < 1:
             raise ConfigError(f"--{name} must be a positive whole number, got {value}")
     slots = Slots(lim.max_concurrent)
     page = (resources.files("rnnkit") / "static" / "index.html").read_text(encoding="utf-8")
+    if token is not None:
+        page = page.replace("<script>", TOKEN_SCRIPT + "<script>", 1)
     model_info = dict(generator.describe(), limits=asdict(lim))
 
     async def index(request: Request) -> Response:
@@ -143,7 +158,68 @@ def create_app(generator: Generator, **limits: Any) -> Starlette:
         Route("/generate/stream", generate_stream, methods=["POST"]),
     ]
     handlers = {ApiError: api_error, HTTPException: http_error, Exception: internal_error}
-    return Starlette(routes=routes, exception_handlers=handlers)
+    middleware = [] if token is None else [Middleware(BearerToken, token=token)]
+    return Starlette(routes=routes, exception_handlers=handlers, middleware=middleware)
+
+
+# ---- the token -----------------------------------------------------------------------------
+PUBLIC_PATHS = frozenset({"/"})  # the page holds no secrets and must load before it knows the token
+
+# Goes before the page's own script when a token is set. The token comes from the address's
+# #token=... (a fragment never reaches the server or its logs) or a prompt, and rides on
+# every fetch the page makes.
+TOKEN_SCRIPT = """<script>
+"use strict";
+(() => {
+  const match = /(?:^|&)token=([^&]*)/.exec(location.hash.slice(1));
+  const token = match ? decodeURIComponent(match[1]) : (prompt("This rnnkit server needs its token:") || "");
+  const plainFetch = window.fetch;
+  window.fetch = (url, init = {}) => {
+    const headers = new Headers(init.headers);
+    headers.set("Authorization", `Bearer ${token}`);
+    return plainFetch(url, { ...init, headers });
+  };
+})();
+</script>
+"""
+
+
+class BearerToken:
+    """ASGI middleware: 401 for any request but the page without `Authorization: Bearer <token>`."""
+
+    def __init__(self, app, token: str):
+        self.app, self.token = app, token.encode("ascii")
+
+    async def __call__(self, scope, receive, send) -> None:
+        if scope["type"] == "http" and scope["path"] not in PUBLIC_PATHS and not self.allows(scope):
+            body = {"error": "missing or wrong token: send the header 'Authorization: Bearer <token>'"}
+            response = JSONResponse(body, status_code=401, headers={"WWW-Authenticate": "Bearer"})
+            await response(scope, receive, send)
+            return
+        await self.app(scope, receive, send)
+
+    def allows(self, scope) -> bool:
+        header = dict(scope["headers"]).get(b"authorization", b"")
+        scheme, _, credentials = header.partition(b" ")
+        return scheme.lower() == b"bearer" and hmac.compare_digest(credentials.strip(), self.token)
+
+
+def check_token(token: str) -> None:
+    if not (token and token.isascii() and token.isprintable() and " " not in token):
+        raise ConfigError("--token must be non-empty printable ASCII without spaces (it travels in an HTTP header)")
+
+
+def check_token_for_host(host: str, token: str | None, no_token: bool) -> None:
+    """Refuse to serve beyond this machine without a token, unless no_token says so knowingly."""
+    if token is not None and no_token:
+        raise ConfigError("give --token (or RNNKIT_TOKEN) or --no_token, not both")
+    if token is not None:
+        check_token(token)
+    elif not no_token and not _is_loopback(host):
+        raise ConfigError(
+            f"--host {host} exposes the server beyond this machine; give --token SECRET "
+            "(clients send 'Authorization: Bearer SECRET'), set RNNKIT_TOKEN=SECRET, or pass --no_token"
+        )
 
 
 def busy(lim: Limits) -> JSONResponse:
@@ -177,6 +253,8 @@ def _reject_constant(name: str):
 
 def parse_options(body: dict, lim: Limits, generator: Generator, stream: bool) -> SampleOptions:
     """SampleOptions from a request body; every field is type- and range-checked (400 names it)."""
+    from .sampling import SampleOptions
+
     for name in body:
         if name not in FIELDS:
             raise ApiError(400, f"unknown field {name!r}; known fields: {', '.join(FIELDS)}", name)
@@ -363,23 +441,36 @@ def serve(
     port: int = 8000,
     device: str | None = "auto",
     log_level: str = "info",
+    token: str | None = None,
+    no_token: bool = False,
     **limits: Any,
 ) -> None:
-    """Load a checkpoint (or run folder) and serve it until Ctrl+C. Port 0 picks a free port."""
+    """Load a checkpoint (or run folder) and serve it until Ctrl+C. Port 0 picks a free port.
+
+    A host other than loopback needs a token, or no_token=True to serve without one knowingly.
+    """
+    check_token_for_host(host, token, no_token)  # before anything slow: a flag mistake fails at once
     import uvicorn  # imported here so the rest of rnnkit does not need it
 
+    from .sampling import Generator
+
     generator = Generator.load(checkpoint, device)
-    app = create_app(generator, **limits)
+    app = create_app(generator, token=token, **limits)
     sock = bind(host, port)
-    bound_port = sock.getsockname()[1]
-    shown = f"[{host}]" if ":" in host else host
-    if not _is_loopback(host):
-        print(f"rnnkit: warning: listening on {host}, reachable from other machines; there is no login",
-              file=sys.stderr)
-    print(f"rnnkit: serving {generator.meta.get('checkpoint_path')} at http://{shown}:{bound_port}/ "
-          "(Ctrl+C to stop)", file=sys.stderr, flush=True)
+    announce(generator.meta.get("checkpoint_path"), host, sock.getsockname()[1], token is not None)
     config = uvicorn.Config(app, log_level=log_level, timeout_graceful_shutdown=3)
     uvicorn.Server(config).run(sockets=[sock])
+
+
+def announce(checkpoint: str | None, host: str, port: int, has_token: bool) -> None:
+    url = f"http://{f'[{host}]' if ':' in host else host}:{port}/"
+    if not _is_loopback(host):
+        risk = "plain HTTP, so the token is readable on the network" if has_token else "there is no login"
+        print(f"rnnkit: warning: listening on {host}, reachable from other machines; {risk}", file=sys.stderr)
+    if has_token:
+        print(f"rnnkit: requests need 'Authorization: Bearer <token>'; in a browser open {url}#token=<token>",
+              file=sys.stderr)
+    print(f"rnnkit: serving {checkpoint} at {url} (Ctrl+C to stop)", file=sys.stderr, flush=True)
 
 
 def bind(host: str, port: int) -> socket.socket:
@@ -402,7 +493,7 @@ def bind(host: str, port: int) -> socket.socket:
 
 
 def _is_loopback(host: str) -> bool:
-    if host == "localhost":
+    if host.lower() == "localhost":
         return True
     try:
         return ipaddress.ip_address(host).is_loopback
