@@ -4,7 +4,8 @@ import h5py
 import numpy as np
 import pytest
 
-from rnnkit.corpus import preprocess
+from rnnkit.corpus import FINGERPRINT_KEY, preprocess
+from rnnkit.data import MismatchedPairError, check_pair
 from rnnkit.errors import InputFileError
 from rnnkit.vocab import Vocab
 
@@ -93,3 +94,41 @@ def test_invalid_utf8_suggests_bytes(tmp_path):
     (tmp_path / "x.txt").write_bytes(b"ok\xff\xfe")
     with pytest.raises(InputFileError, match="--encoding bytes"):
         preprocess(input_txt=[str(tmp_path / "x.txt")], output_h5=str(tmp_path / "x.h5"), output_json=str(tmp_path / "x.json"))
+
+
+def _fingerprints(tmp_path, text: str, name: str, **kwargs) -> tuple[str, str]:
+    (tmp_path / f"{name}.txt").write_text(text)
+    preprocess(input_txt=[str(tmp_path / f"{name}.txt")], output_h5=str(tmp_path / f"{name}.h5"),
+               output_json=str(tmp_path / f"{name}.json"), quiet=True, **kwargs)
+    with h5py.File(tmp_path / f"{name}.h5") as f:
+        in_h5 = f.attrs[FINGERPRINT_KEY]
+    return in_h5, json.loads((tmp_path / f"{name}.json").read_text())[FINGERPRINT_KEY]
+
+
+def test_fingerprint_ties_the_pair_together(tmp_path):
+    in_h5, in_json = _fingerprints(tmp_path, "abc def\n" * 400, "base")
+    assert in_h5 == in_json and len(in_h5) == 16 and int(in_h5, 16) >= 0
+    assert _fingerprints(tmp_path, "abc def\n" * 400, "again") == (in_h5, in_json)  # same text: same pair
+    other_sizes = _fingerprints(tmp_path, "abc def\n" * 400, "sizes", val_frac=0.2)
+    other_vocab = _fingerprints(tmp_path, "abd cef\n" * 400, "order")  # same characters, other order
+    assert other_sizes[0] == other_sizes[1] != in_h5
+    assert other_vocab[0] == other_vocab[1] != in_h5
+    for tokens in ("word", "char"):  # every writer stamps it, --vocab reuse included
+        assert len(set(_fingerprints(tmp_path, "abc def\n" * 400, tokens, tokens=tokens))) == 1
+    reused = _fingerprints(tmp_path, "abc def\n" * 300, "reused", vocab=str(tmp_path / "base.json"))
+    assert reused[0] == reused[1] != in_h5
+    assert check_pair(tmp_path / "base.h5", tmp_path / "again.json") is None
+
+
+def test_pair_with_one_fingerprint_is_a_mismatch(tmp_path):
+    _fingerprints(tmp_path, "abc def\n" * 400, "c")
+    data = json.loads((tmp_path / "c.json").read_text())
+    del data[FINGERPRINT_KEY]
+    (tmp_path / "plain.json").write_text(json.dumps(data))
+    with pytest.raises(MismatchedPairError, match=r"c\.h5 and .*plain\.json .* \(fingerprints [0-9a-f]{16} vs none\)"):
+        check_pair(tmp_path / "c.h5", tmp_path / "plain.json")
+    with h5py.File(tmp_path / "c.h5", "a") as f:
+        del f.attrs[FINGERPRINT_KEY]
+    assert "carry no fingerprint" in check_pair(tmp_path / "c.h5", tmp_path / "plain.json")
+    with pytest.raises(MismatchedPairError, match="vs [0-9a-f]{16}"):
+        check_pair(tmp_path / "c.h5", tmp_path / "c.json")

@@ -21,7 +21,7 @@ import h5py
 import pytest
 import torch
 
-from conftest import shakespeare_text
+from conftest import corpus_text
 
 ENV = dict(os.environ, PYTHONUNBUFFERED="1", OMP_NUM_THREADS="1")
 TRAIN = ("--rnn_size", "8", "--wordvec_size", "8", "--num_layers", "1", "--batch_size", "2", "--seq_length", "8",
@@ -39,7 +39,7 @@ CASES = [
     ("not_utf8", ["train", "latin1.txt", "--checkpoint_name", "out/ck", *TRAIN], "--encoding bytes"),
     ("preprocess_not_utf8", ["preprocess", "--input_txt", "latin1.txt", "--output_h5", "o.h5", "--output_json", "o.json"], "--encoding bytes"),
     ("shorter_than_one_sequence", ["train", "tiny.txt", "--checkpoint_name", "out/ck", *TRAIN, "--seq_length", "50"], "--seq_length"),
-    ("h5_json_from_different_corpora", ["train", "--input_h5", "mixed.h5", "--input_json", "corpus.json", "--checkpoint_name", "out/ck", *TRAIN], "different corpora"),
+    ("h5_json_from_different_corpora", ["train", "--input_h5", "mixed.h5", "--input_json", "corpus.json", "--checkpoint_name", "out/ck", *TRAIN], "different preprocess runs"),
     ("h5_missing_a_split", ["train", "--input_h5", "nosplit.h5", "--input_json", "corpus.json", "--checkpoint_name", "out/ck", *TRAIN], "no 'val' split"),
     ("truncated_weights_sample", ["sample", "--checkpoint", "broken_weights/ck_2.json", "--length", "5"], "checksum"),
     ("truncated_weights_init_from", ["train", *H5, "--init_from", "broken_weights/ck_2.json", "--checkpoint_name", "out/ck", *TRAIN], "checksum"),
@@ -91,7 +91,7 @@ def build_inputs(root: Path) -> None:
     from rnnkit.corpus import preprocess
     from rnnkit.training import TrainConfig, train
 
-    text = shakespeare_text()[:3000]
+    text = corpus_text()[:3000]
     (root / "text.txt").write_text(text, encoding="utf-8")
     (root / "empty.txt").write_text("")
     (root / "latin1.txt").write_bytes("caf\u00e9 cr\u00e8me br\u00fbl\u00e9e\n".encode("latin-1") * 50)
@@ -216,7 +216,7 @@ def test_force_replaces_an_existing_output(tmp_path):
     """The refusal is not a dead end: --force does what it says."""
     from rnnkit.corpus import preprocess
 
-    (tmp_path / "t.txt").write_text(shakespeare_text()[:2000])
+    (tmp_path / "t.txt").write_text(corpus_text()[:2000])
     (tmp_path / "notes.json").write_text('{"my": "data"}')
     argv = ["preprocess", "--input_txt", "t.txt", "--output_h5", "c.h5", "--output_json", "notes.json", "--quiet", "--force"]
     proc = subprocess.run([sys.executable, "-m", "rnnkit", *argv], cwd=tmp_path, capture_output=True, text=True, env=ENV, timeout=300)
@@ -227,3 +227,70 @@ def test_force_replaces_an_existing_output(tmp_path):
     (tmp_path / "t.txt").write_text("a different text\n" * 20)
     preprocess(input_txt=[str(tmp_path / "t.txt")], output_h5=str(tmp_path / "c.h5"), output_json=str(tmp_path / "notes.json"), quiet=True)
     assert len(json.loads((tmp_path / "notes.json").read_text())["idx_to_token"]) < 20
+
+
+def _train_on(cwd: Path, h5: str, js: str) -> subprocess.CompletedProcess:
+    from conftest import run_cli
+
+    return run_cli("train", "--input_h5", h5, "--input_json", js, "--checkpoint_name", "out/ck", "--quiet", *TRAIN, cwd=cwd)
+
+
+def _stderr_lines(proc: subprocess.CompletedProcess) -> list[str]:
+    return [line for line in proc.stderr.splitlines() if line.strip()]
+
+
+def _write_torch_rnn_pair(folder: Path, text: str, token_to_idx: dict[str, int] | None = None) -> None:
+    """An HDF5/JSON pair as torch-rnn's scripts/preprocess.py writes it: no rnnkit keys."""
+    import numpy as np
+
+    token_to_idx = dict(token_to_idx or {})
+    for ch in text:
+        token_to_idx.setdefault(ch, len(token_to_idx) + 1)
+    ids = np.array([token_to_idx[c] for c in text], dtype=np.uint8)
+    n = len(ids) // 10
+    with h5py.File(folder / "t.h5", "w") as f:
+        f.create_dataset("train", data=ids[: 8 * n])
+        f.create_dataset("val", data=ids[8 * n: 9 * n])
+        f.create_dataset("test", data=ids[9 * n:])
+    (folder / "t.json").write_text(json.dumps({"token_to_idx": token_to_idx, "idx_to_token": {v: k for k, v in token_to_idx.items()}}))
+
+
+def test_pair_from_different_preprocess_runs_is_refused(tmp_path):
+    """B's alphabet is a superset of A's, so every id of A.h5 is in B.json: only the fingerprint tells."""
+    from rnnkit.corpus import preprocess
+
+    (tmp_path / "A.txt").write_text("abc def\n" * 400)
+    (tmp_path / "B.txt").write_text("abc xyz def ghi\n" * 400)
+    for name in ("A", "B"):
+        preprocess(input_txt=[str(tmp_path / f"{name}.txt")], output_h5=str(tmp_path / f"{name}.h5"),
+                   output_json=str(tmp_path / f"{name}.json"), quiet=True)
+    proc = _train_on(tmp_path, "A.h5", "B.json")
+    lines = _stderr_lines(proc)
+    assert proc.returncode == 2, proc.stderr
+    assert len(lines) == 1 and lines[0].startswith("rnnkit: error: "), proc.stderr
+    assert "A.h5 and B.json come from different preprocess runs" in lines[0]
+    assert not (tmp_path / "out").exists()  # no run folder, no checkpoint
+    proc = _train_on(tmp_path, "A.h5", "A.json")
+    assert proc.returncode == 0, proc.stderr
+    assert "fingerprint" not in proc.stderr
+    assert (tmp_path / "out/ck_2.json").exists()
+
+
+def test_torch_rnn_pair_trains_with_a_note(tmp_path):
+    _write_torch_rnn_pair(tmp_path, "abc def\n" * 400)
+    proc = _train_on(tmp_path, "t.h5", "t.json")
+    assert proc.returncode == 0, proc.stderr
+    notes = [line for line in _stderr_lines(proc) if "fingerprint" in line]
+    assert notes == ["note: t.h5 and t.json carry no fingerprint (written by torch-rnn?); "
+                     "rnnkit checked only that every id is in the vocabulary"]
+    assert (tmp_path / "out/ck_2.json").exists()
+
+
+def test_torch_rnn_pair_still_gets_the_id_check(tmp_path):
+    _write_torch_rnn_pair(tmp_path, "abc def\n" * 400, token_to_idx={"x": 1, "y": 2, "z": 3})
+    vocab = json.loads((tmp_path / "t.json").read_text())
+    (tmp_path / "small.json").write_text(json.dumps({k: dict(list(v.items())[:4]) for k, v in vocab.items()}))
+    proc = _train_on(tmp_path, "t.h5", "small.json")
+    assert proc.returncode == 2, proc.stderr
+    assert "different corpora" in _stderr_lines(proc)[-1]
+    assert not (tmp_path / "out/ck_2.json").exists()

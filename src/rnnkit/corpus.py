@@ -9,6 +9,7 @@ NumPy lookup table and writes it straight into pre-sized HDF5 datasets.
 from __future__ import annotations
 
 import codecs
+import hashlib
 import json
 import os
 import tempfile
@@ -26,6 +27,9 @@ from .vocab import WORD_PATTERN, UnknownTokensError, Vocab, token_of_byte
 
 CHUNK_BYTES = 4 << 20
 SPLITS = ("train", "val", "test")
+# The HDF5 attribute and JSON key that tie the two files of one preprocess run together;
+# torch-rnn ignores both, so the files stay torch-rnn's.
+FINGERPRINT_KEY = "rnnkit_fingerprint"
 
 
 @dataclass
@@ -186,6 +190,14 @@ def count_tokens(files: list[Path], vocab: Vocab) -> int:
 
 
 # ---- pass 2: encode + write -----------------------------------------------------------------
+def corpus_fingerprint(vocab: Vocab, sizes: dict[str, int]) -> str:
+    """A short hash of the vocabulary and split sizes: equal in the HDF5 and JSON files of one
+    preprocess run, different (barring a collision) for files of runs that disagree on either."""
+    canonical = json.dumps({"tokens": vocab.tokens, "splits": [sizes[s] for s in SPLITS]},
+                           ensure_ascii=False, separators=(",", ":"))
+    return hashlib.sha256(canonical.encode("utf-8")).hexdigest()[:16]
+
+
 def split_sizes(total: int, val_frac: float, test_frac: float) -> dict[str, int]:
     val = int(val_frac * total)
     test = int(test_frac * total)
@@ -195,6 +207,7 @@ def split_sizes(total: int, val_frac: float, test_frac: float) -> dict[str, int]
 def write_h5(path: Path, files: list[Path], vocab: Vocab, sizes: dict[str, int]) -> None:
     bounds = np.cumsum([0] + [sizes[s] for s in SPLITS])
     with h5py.File(path, "w") as h5:
+        h5.attrs[FINGERPRINT_KEY] = corpus_fingerprint(vocab, sizes)
         # contiguous (unchunked) datasets: readers can memory-map them
         dsets = [h5.create_dataset(s, shape=(sizes[s],), dtype=vocab.dtype) for s in SPLITS]
         pos = 0
@@ -236,6 +249,7 @@ def preprocess(config: PreprocessConfig | None = None, **kwargs) -> CorpusStats:
         Path(tmp).unlink(missing_ok=True)
     meta = vocab.to_json_dict()
     meta["rnnkit_sources"] = stats.sources
+    meta[FINGERPRINT_KEY] = corpus_fingerprint(vocab, sizes)
     atomic_write_text(out_json, json.dumps(meta, ensure_ascii=False))
     return stats
 

@@ -17,8 +17,9 @@ import h5py
 import numpy as np
 import torch
 
+from .corpus import FINGERPRINT_KEY
 from .errors import InputFileError
-from .vocab import Vocab
+from .vocab import Vocab, read_vocab_json
 
 SCAN_CHUNK = 1 << 22  # tokens per block when scanning a split
 RELEASE_EVERY = 1000  # batches between handing a memmap's pages back
@@ -27,27 +28,65 @@ RELEASE_EVERY = 1000  # batches between handing a memmap's pages back
 def open_split(h5_path: str | Path, name: str) -> np.ndarray:
     """The split as a read-only array: a memmap when possible, else loaded."""
     h5_path = Path(h5_path)
+    with _open_h5(h5_path) as f:
+        dset = _split(f, h5_path, name)
+        offset = dset.id.get_offset()
+        if offset is not None and dset.chunks is None and dset.compression is None and dset.size > 0:
+            return np.memmap(h5_path, mode="r", dtype=dset.dtype, offset=offset, shape=dset.shape)
+        return dset[()]
+
+
+def _open_h5(h5_path: Path) -> h5py.File:
     try:
-        f = h5py.File(h5_path, "r")
+        return h5py.File(h5_path, "r")
     except FileNotFoundError:
         raise InputFileError(f"{h5_path}: no such file") from None
     except IsADirectoryError:
         raise InputFileError(f"{h5_path} is a folder; give the .h5 file written by preprocess") from None
     except OSError:
         raise InputFileError(f"{h5_path} is not an HDF5 file; make one with rnnkit preprocess") from None
-    with f:
-        if name not in f:
-            raise InputFileError(
-                f"{h5_path} has no '{name}' split (it has: {', '.join(f.keys()) or 'nothing'}); "
-                "rerun rnnkit preprocess to write train/val/test"
-            )
-        dset = f[name]
-        if dset.ndim != 1 or dset.dtype.kind not in "iu":
-            raise InputFileError(f"{h5_path}: split '{name}' is not a 1-D array of token ids")
-        offset = dset.id.get_offset()
-        if offset is not None and dset.chunks is None and dset.compression is None and dset.size > 0:
-            return np.memmap(h5_path, mode="r", dtype=dset.dtype, offset=offset, shape=dset.shape)
-        return dset[()]
+
+
+def _split(f: h5py.File, h5_path: Path, name: str) -> h5py.Dataset:
+    if name not in f:
+        raise InputFileError(
+            f"{h5_path} has no '{name}' split (it has: {', '.join(f.keys()) or 'nothing'}); "
+            "rerun rnnkit preprocess to write train/val/test"
+        )
+    dset = f[name]
+    if dset.ndim != 1 or dset.dtype.kind not in "iu":
+        raise InputFileError(f"{h5_path}: split '{name}' is not a 1-D array of token ids")
+    return dset
+
+
+class MismatchedPairError(InputFileError):
+    """The HDF5 and JSON files were not written by the same preprocess run."""
+
+
+def check_pair(h5_path: str | Path, json_path: str | Path) -> str | None:
+    """Refuse an HDF5 + JSON pair whose fingerprints differ (one missing counts as different).
+    Neither has one in torch-rnn's files: returns the note to show, as check_ids is then the only check."""
+    h5_path, json_path = Path(h5_path), Path(json_path)
+    data = read_vocab_json(json_path)
+    Vocab.from_json_dict(data)  # a file that is no vocabulary is reported as such, not as a mismatch
+    with _open_h5(h5_path) as f:
+        for name in ("train", "val"):  # the splits training reads, reported as open_split would
+            _split(f, h5_path, name)
+        h5_print = _text(f.attrs.get(FINGERPRINT_KEY))
+    json_print = _text(data.get(FINGERPRINT_KEY))
+    if h5_print != json_print:
+        raise MismatchedPairError(
+            f"{h5_path} and {json_path} come from different preprocess runs (fingerprints {h5_print or 'none'} "
+            f"vs {json_print or 'none'}); pass the .json written with {h5_path.name} or run rnnkit preprocess again"
+        )
+    if h5_print is None:
+        return (f"note: {h5_path} and {json_path} carry no fingerprint (written by torch-rnn?); "
+                "rnnkit checked only that every id is in the vocabulary")
+    return None
+
+
+def _text(value) -> str | None:
+    return value.decode("utf-8", "replace") if isinstance(value, bytes) else value
 
 
 def check_ids(data: np.ndarray, vocab: Vocab, where: str) -> None:

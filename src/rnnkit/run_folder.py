@@ -10,12 +10,15 @@ from typing import Any
 from . import distributed as dist
 from .atomic import atomic_write_text, ensure_writable_folder
 from .checkpoint import latest_checkpoint, newest_intact_checkpoint, read_meta, remove_checkpoints
+from .data import check_pair
 from .errors import CheckpointError, ConfigError, InputFileError, OutputExistsError
 from .train_config import TrainConfig
 
 
 def prepare_run(cfg: TrainConfig) -> TrainConfig:
     """Check the run folder and preprocess raw text into it."""
+    if not cfg.input_txt:
+        _check_input_pair(cfg)  # before the run folder is made: a refused pair leaves nothing behind
     run_dir = cfg.run_dir
     dist.on_rank0(_make_run_dir, run_dir)  # on every rank: the broadcast inside pairs the ranks up
     ensure_writable_folder(run_dir, f"--checkpoint_name {cfg.checkpoint_name}")
@@ -37,9 +40,15 @@ def prepare_run(cfg: TrainConfig) -> TrainConfig:
         cfg.input_h5 = str(run_dir / "corpus.h5")
         cfg.input_json = str(run_dir / "corpus.json")
         dist.on_rank0(preprocess, input_txt=cfg.input_txt, output_h5=cfg.input_h5, output_json=cfg.input_json, quiet=cfg.quiet)
+    return cfg
+
+
+def _check_input_pair(cfg: TrainConfig) -> None:
     if not cfg.input_h5 or not cfg.input_json:
         raise ConfigError("give --input_h5 and --input_json (from rnnkit preprocess), or a text file: rnnkit train my.txt")
-    return cfg
+    note = check_pair(cfg.input_h5, cfg.input_json)
+    if note and dist.rank() == 0:
+        print(note, file=sys.stderr, flush=True)
 
 
 def _make_run_dir(run_dir: Path) -> None:

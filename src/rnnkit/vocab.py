@@ -152,16 +152,20 @@ class Vocab:
 
     @classmethod
     def load(cls, path: str | Path) -> "Vocab":
-        path = Path(path)
-        try:
-            data = json.loads(path.read_text(encoding="utf-8"))
-        except FileNotFoundError:
-            raise InputFileError(f"{path}: no such file") from None
-        except IsADirectoryError:
-            raise InputFileError(f"{path} is a folder; give the JSON file written by preprocess") from None
-        except (json.JSONDecodeError, UnicodeDecodeError) as e:
-            raise InputFileError(f"{path} is not valid JSON ({e}); give the JSON file written by preprocess") from None
-        return cls.from_json_dict(data)
+        return cls.from_json_dict(read_vocab_json(path))
+
+
+def read_vocab_json(path: str | Path) -> dict:
+    """The parsed JSON file that preprocess wrote (or torch-rnn's), not yet checked as a vocabulary."""
+    path = Path(path)
+    try:
+        return json.loads(path.read_text(encoding="utf-8"))
+    except FileNotFoundError:
+        raise InputFileError(f"{path}: no such file") from None
+    except IsADirectoryError:
+        raise InputFileError(f"{path} is a folder; give the JSON file written by preprocess") from None
+    except (json.JSONDecodeError, UnicodeDecodeError) as e:
+        raise InputFileError(f"{path} is not valid JSON ({e}); give the JSON file written by preprocess") from None
 
 
 class UnknownTokensError(RnnkitError):
