@@ -49,10 +49,10 @@ def write_corpus(path: Path, size: int, source: str) -> None:
             written += len(block)
 
 
-def test_preprocess_memory_does_not_grow_with_the_corpus(tmp_path, shakespeare):
+def test_preprocess_memory_does_not_grow_with_the_corpus(tmp_path, corpus):
     small, big = tmp_path / "small.txt", tmp_path / "big.txt"
-    write_corpus(small, 8 * MB, shakespeare)  # two whole 4 MB read chunks
-    write_corpus(big, 48 * MB, shakespeare)
+    write_corpus(small, 8 * MB, corpus)  # two whole 4 MB read chunks
+    write_corpus(big, 48 * MB, corpus)
     script = (
         "from rnnkit.corpus import preprocess\n"
         "mark()\n"

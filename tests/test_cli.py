@@ -62,11 +62,11 @@ def test_word_level_model(tmp_path, small_corpus):
     assert r.returncode == 0 and " " in r.stdout and "  " not in r.stdout
 
 
-def test_files_laid_out_by_torch_rnn_train_unchanged(tmp_path, shakespeare):
+def test_files_laid_out_by_torch_rnn_train_unchanged(tmp_path, corpus):
     """An HDF5/JSON pair written the way torch-rnn's scripts/preprocess.py writes it."""
     import numpy as np
 
-    text = shakespeare[:20_000]
+    text = corpus[:20_000]
     token_to_idx = {}
     for ch in text:  # ids by first appearance, 1-based
         token_to_idx.setdefault(ch, len(token_to_idx) + 1)

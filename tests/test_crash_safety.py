@@ -20,7 +20,7 @@ from pathlib import Path
 import pytest
 import torch
 
-from conftest import shakespeare_text
+from conftest import corpus_text
 from rnnkit.checkpoint import checkpoint_iteration, latest_checkpoint, load_checkpoint, resolve_checkpoint
 from rnnkit.metrics import read_metrics
 from rnnkit.model import model_from_checkpoint
@@ -110,7 +110,7 @@ def final_tensors(json_path: Path) -> dict[str, torch.Tensor]:
 
 @posix_only
 def test_sigkill_at_random_moments_loses_nothing_but_the_last_steps(tmp_path):
-    (tmp_path / "text.txt").write_text(shakespeare_text()[:20_000])
+    (tmp_path / "text.txt").write_text(corpus_text()[:20_000])
     run = tmp_path / "run"
     runs = Runs(tmp_path)
     rng = random.Random()  # random moments; a failure reports the moments used
@@ -154,7 +154,7 @@ def test_sigkill_at_random_moments_loses_nothing_but_the_last_steps(tmp_path):
 def signal_training(tmp_path: Path, signum: int) -> tuple[int, str]:
     """Start a plain `python -m rnnkit train` process, as a terminal runs it, into tmp_path/run;
     send it `signum` a few iterations in; return its exit code and stderr."""
-    (tmp_path / "text.txt").write_text(shakespeare_text()[:20_000])
+    (tmp_path / "text.txt").write_text(corpus_text()[:20_000])
     proc = subprocess.Popen([sys.executable, "-m", "rnnkit", "train", "text.txt", "--checkpoint_name", "run/ck", *FLAGS,
                              "--checkpoint_every", "1000"], cwd=tmp_path, env=ENV, text=True,
                             stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
@@ -211,7 +211,7 @@ def test_a_crash_while_replacing_a_checkpoint_leaves_a_loadable_one(tmp_path, mo
 def test_force_clears_the_earlier_run_so_resume_finds_the_new_one(tmp_path):
     from rnnkit.training import TrainConfig, train
 
-    (tmp_path / "t.txt").write_text(shakespeare_text()[:4000])
+    (tmp_path / "t.txt").write_text(corpus_text()[:4000])
     base = dict(input_txt=[str(tmp_path / "t.txt")], checkpoint_name=str(tmp_path / "run/ck"), rnn_size=8, wordvec_size=8,
                 num_layers=1, batch_size=2, seq_length=8, progress="none", quiet=True, threads=1)
     train(TrainConfig(**base, max_iters=6, checkpoint_every=3))

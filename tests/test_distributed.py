@@ -46,10 +46,10 @@ def assert_close(a: list[float], b: list[float]) -> None:
 
 
 @pytest.fixture(scope="module")
-def runs(tmp_path_factory, shakespeare):
+def runs(tmp_path_factory, corpus):
     """One process with 2B lanes to iteration 30; two ranks with B lanes to 20, then resumed to 30."""
     root = tmp_path_factory.mktemp("ddp")
-    (root / "small.txt").write_text(shakespeare[:100_000], encoding="utf-8")
+    (root / "small.txt").write_text(corpus[:100_000], encoding="utf-8")
     common = dict(input_txt=[str(root / "small.txt")], checkpoint_every=10, print_every=1, progress="none", **MODEL)
     train(TrainConfig(checkpoint_name=str(root / "one/ck"), batch_size=2 * B, max_iters=30, **common))
     first = torchrun(2, "small.txt", "--checkpoint_name", "two/ck", "--batch_size", str(B), "--max_iters", "20",

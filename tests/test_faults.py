@@ -11,7 +11,7 @@ import math
 import pytest
 import torch
 
-from conftest import shakespeare_text
+from conftest import corpus_text
 from rnnkit.checkpoint import find_checkpoints, latest_checkpoint, load_checkpoint
 from rnnkit.errors import RnnkitError
 from rnnkit.metrics import read_metrics
@@ -22,7 +22,7 @@ from rnnkit.training import TrainConfig, Trainer, prepare_run, train
 def corpus(tmp_path):
     from rnnkit.corpus import preprocess
 
-    (tmp_path / "t.txt").write_text(shakespeare_text()[:4000])
+    (tmp_path / "t.txt").write_text(corpus_text()[:4000])
     preprocess(input_txt=[str(tmp_path / "t.txt")], output_h5=str(tmp_path / "c.h5"), output_json=str(tmp_path / "c.json"), quiet=True)
     return tmp_path
 

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import time
-from pathlib import Path
 
 import pytest
 from hypothesis import given, settings
@@ -12,7 +11,6 @@ from hypothesis import strategies as st
 from rnnkit.cli import main
 from rnnkit.novelty import format_table, novel_substring_fractions
 
-SHAKESPEARE = Path("/work/shared/data/tinyshakespeare.txt")
 
 
 def brute_force(sample: str, train: str, lengths) -> dict[int, float]:
@@ -59,9 +57,8 @@ def test_table():
     assert format_table({1: 0.0, 12: 0.5}).splitlines() == ["length  novel", "     1  0.0000", "    12  0.5000"]
 
 
-@pytest.mark.skipif(not SHAKESPEARE.is_file(), reason=f"{SHAKESPEARE} is not here")
-def test_fast_on_tinyshakespeare():
-    train = SHAKESPEARE.read_text(encoding="utf-8")
+def test_fast_on_a_megabyte_corpus(corpus):
+    train = corpus
     # half copied from the corpus (never novel), half lightly scrambled
     copied = train[500_000:505_000]
     scrambled = "".join(train[600_000 + i * 7 % 5000] for i in range(5000))

@@ -55,9 +55,9 @@ def test_smoothing_is_per_iteration_whatever_print_every_is():
     assert math.isclose(p.smooth(1 + SMOOTHING_ITERS, 2.0), expected)
 
 
-def test_lines_every_print_every_when_not_a_terminal(tmp_path, shakespeare):
+def test_lines_every_print_every_when_not_a_terminal(tmp_path, corpus):
     text = tmp_path / "t.txt"
-    text.write_text(shakespeare[:20_000])
+    text.write_text(corpus[:20_000])
     r = run_cli("train", text, "--checkpoint_name", tmp_path / "run" / "checkpoint", "--max_iters", "12",
                 "--print_every", "4", "--checkpoint_every", "0", *TINY)
     assert r.returncode == 0, r.stderr
@@ -67,9 +67,9 @@ def test_lines_every_print_every_when_not_a_terminal(tmp_path, shakespeare):
     assert "\r" not in r.stdout + r.stderr  # no bar redraws in a log
 
 
-def test_quiet_prints_no_progress_but_still_logs_metrics(tmp_path, shakespeare):
+def test_quiet_prints_no_progress_but_still_logs_metrics(tmp_path, corpus):
     text = tmp_path / "t.txt"
-    text.write_text(shakespeare[:20_000])
+    text.write_text(corpus[:20_000])
     r = run_cli("train", text, "--checkpoint_name", tmp_path / "run" / "checkpoint", "--max_iters", "12",
                 "--print_every", "4", "--checkpoint_every", "0", "--quiet", *TINY)
     assert r.returncode == 0, r.stderr

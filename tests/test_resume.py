@@ -14,7 +14,7 @@ from pathlib import Path
 import pytest
 import torch
 
-from conftest import run_cli, shakespeare_text
+from conftest import corpus_text, run_cli
 from rnnkit.checkpoint import load_checkpoint, save_checkpoint
 from rnnkit.training import TrainConfig, resume_config, train
 
@@ -34,7 +34,7 @@ def config(tmp_path, run: str, max_iters: int, model_type: str, amp: str = "auto
 def corpus(tmp_path):
     from rnnkit.corpus import preprocess
 
-    (tmp_path / "t.txt").write_text(shakespeare_text()[:4000])
+    (tmp_path / "t.txt").write_text(corpus_text()[:4000])
     preprocess(input_txt=[str(tmp_path / "t.txt")], output_h5=str(tmp_path / "c.h5"), output_json=str(tmp_path / "c.json"), quiet=True)
     return tmp_path
 

@@ -8,7 +8,7 @@ import sys
 from pathlib import Path
 
 import pytest
-from conftest import run_cli, shakespeare_text
+from conftest import corpus_text, run_cli
 
 from rnnkit.checkpoint import read_meta, resolve_checkpoint
 from rnnkit.cli import main
@@ -27,7 +27,7 @@ TINY_FLAGS = ["--rnn_size", "16", "--num_layers", "1", "--wordvec_size", "16", "
 def _text(folder: Path, chars: int) -> Path:
     folder.mkdir(parents=True, exist_ok=True)
     path = folder / "text.txt"
-    path.write_text(shakespeare_text()[:chars], encoding="utf-8")
+    path.write_text(corpus_text()[:chars], encoding="utf-8")
     return path
 
 

@@ -11,7 +11,7 @@ import signal
 import threading
 from pathlib import Path
 
-from conftest import run_cli, shakespeare_text
+from conftest import corpus_text, run_cli
 from rnnkit.checkpoint import checkpoint_iteration, find_checkpoints, latest_checkpoint, load_checkpoint
 from rnnkit.metrics import read_metrics
 from test_crash_safety import posix_only, signal_training
@@ -44,7 +44,7 @@ def test_a_second_sigterm_while_saving_stops_at_once_and_leaves_checkpoints_whol
     from rnnkit import atomic, cli
     from rnnkit.training import Trainer
 
-    (tmp_path / "text.txt").write_text(shakespeare_text()[:4000])
+    (tmp_path / "text.txt").write_text(corpus_text()[:4000])
     monkeypatch.chdir(tmp_path)
     step, fsync = Trainer.step, atomic.os.fsync
     sent = []
@@ -81,7 +81,7 @@ def test_a_second_sigterm_while_saving_stops_at_once_and_leaves_checkpoints_whol
 def test_training_in_another_thread_leaves_signal_handlers_alone(tmp_path):
     from rnnkit.training import TrainConfig, train
 
-    (tmp_path / "t.txt").write_text(shakespeare_text()[:4000])
+    (tmp_path / "t.txt").write_text(corpus_text()[:4000])
     before = signal.getsignal(signal.SIGTERM)
     results, errors = [], []
 

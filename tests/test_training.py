@@ -29,8 +29,8 @@ def test_lanes_are_contiguous_and_targets_shifted():
     assert torch.equal(x1[:, 0], x0[:, -1] + 1)  # batch i+1 continues batch i lane by lane
 
 
-def test_short_run_learns_shakespeare(tmp_path, shakespeare):
-    text = shakespeare[:150_000]
+def test_short_run_learns_the_corpus(tmp_path, corpus):
+    text = corpus[:150_000]
     (tmp_path / "s.txt").write_text(text)
     result = train(TrainConfig(input_txt=[str(tmp_path / "s.txt")], checkpoint_name=str(tmp_path / "run/ck"),
                                max_iters=150, rnn_size=64, batch_size=16, seq_length=32, checkpoint_every=0,

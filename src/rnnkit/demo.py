@@ -13,8 +13,8 @@ DEMO_MODULES = ("argparse", "json", "textwrap", "pathlib", "dataclasses", "funct
                 "string", "shutil", "csv", "calendar", "random", "statistics", "heapq", "bisect", "fractions")
 
 
-def stdlib_corpus(out: Path, max_bytes: int = 1_200_000) -> Path:
-    """Concatenate some standard-library modules (about 1 MB of Python) into one file."""
+def stdlib_text(max_bytes: int = 1_200_000) -> str:
+    """Some standard-library modules (about 1 MB of Python) as one text."""
     lib = Path(sysconfig.get_paths()["stdlib"])
     parts, size = [], 0
     candidates = [lib / f"{m}.py" for m in DEMO_MODULES] + [lib / m / "__init__.py" for m in DEMO_MODULES]
@@ -25,7 +25,12 @@ def stdlib_corpus(out: Path, max_bytes: int = 1_200_000) -> Path:
         text = path.read_text(encoding="utf-8", errors="ignore")
         parts.append(text)
         size += len(text)
-    out.write_text("".join(parts), encoding="utf-8")
+    return "".join(parts)
+
+
+def stdlib_corpus(out: Path, max_bytes: int = 1_200_000) -> Path:
+    """stdlib_text written to `out`."""
+    out.write_text(stdlib_text(max_bytes), encoding="utf-8")
     return out
 
 
