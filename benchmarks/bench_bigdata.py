@@ -73,8 +73,8 @@ def measure(argv: list[str]) -> tuple[int, float]:
 
 EPOCH_WALK = """
 import sys
-from rnnkit.data import Lanes, check_ids, open_split
-from rnnkit.vocab import Vocab
+from rnnkit.text.splits import Lanes, check_ids, open_split
+from rnnkit.text.vocab import Vocab
 data = open_split(sys.argv[1], "train")
 check_ids(data, Vocab.load(sys.argv[2]), "train")
 lanes = Lanes(data, 50, 50)
@@ -99,7 +99,7 @@ def main() -> None:
         size = make_corpus(work / "big.txt", int(args.gb * 1e9))
         print(f"corpus: {size / 1e9:.2f} GB written in {time.perf_counter() - t:.0f}s ({work / 'big.txt'})")
         h5, js = str(work / "big.h5"), str(work / "big.json")
-        rows = [("baseline (import rnnkit, torch)", *measure([py, "-c", "import rnnkit.training, rnnkit.corpus"]))]
+        rows = [("baseline (import rnnkit, torch)", *measure([py, "-c", "import rnnkit.training.trainer, rnnkit.text.corpus"]))]
         rss, secs = measure([py, "-m", "rnnkit", "preprocess", "--input_txt", str(work / "big.txt"), "--output_h5", h5,
                              "--output_json", js, "--val_frac", "0.001", "--test_frac", "0.001", "--quiet"])
         rows.append(("preprocess", rss, secs))

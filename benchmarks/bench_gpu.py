@@ -33,7 +33,6 @@ import time
 import torch
 import torch.nn as nn
 import torch.nn.functional as F
-
 from common import header, prepared_corpus, workdir
 
 BATCH, SEQ, WORDVEC, LAYERS, LR = 50, 50, 64, 2, 2e-3
@@ -71,7 +70,7 @@ def seconds_per_step(step, device: torch.device, steps: int) -> float:
 
 
 def rnnkit_step(h5: str, js: str, hidden: int, device: str, run_dir):
-    from rnnkit.training import TrainConfig, Trainer
+    from rnnkit.training.trainer import TrainConfig, Trainer
 
     cfg = TrainConfig(input_h5=h5, input_json=js, checkpoint_name=str(run_dir / "ck"), rnn_size=hidden,
                       num_layers=LAYERS, wordvec_size=WORDVEC, batch_size=BATCH, seq_length=SEQ, device=device,

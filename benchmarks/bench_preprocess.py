@@ -81,7 +81,7 @@ def worker(which: str, input_txt: str, out: str) -> None:
     import h5py  # noqa: F401  (both sides' imports count as the baseline)
     import numpy  # noqa: F401
 
-    from rnnkit.corpus import preprocess
+    from rnnkit.text.corpus import preprocess
 
     h5, js = f"{out}/{which}.h5", f"{out}/{which}.json"
     meter = PeakRSS()

@@ -24,7 +24,6 @@ import numpy as np
 import torch
 import torch.nn as nn
 import torch.nn.functional as F
-
 from common import Result, header, prepared_corpus, wait_quiet, workdir
 
 BARE = dict(rnn_size=256, layers=2, batch=12, seq=64, lr=2e-3, clip=5.0, wordvec=64)
@@ -108,8 +107,8 @@ def rnnkit_run(h5: str, js: str, budget: str, extra: str) -> tuple[nn.Module, di
     """`rnnkit train --time_budget BUDGET` through the CLI: (best model, config.json, wall seconds)."""
     import json
 
-    from rnnkit.checkpoint import load_checkpoint
-    from rnnkit.model import model_from_checkpoint
+    from rnnkit.core.checkpoint import load_checkpoint
+    from rnnkit.model.language_model import model_from_checkpoint
 
     run = workdir("quality")
     cmd = [sys.executable, "-m", "rnnkit", "train", "--input_h5", h5, "--input_json", js, "--time_budget", budget,
@@ -127,7 +126,7 @@ def rnnkit_run(h5: str, js: str, budget: str, extra: str) -> tuple[nn.Module, di
 
 def val_curve(run: Path) -> str:
     """The run's validation losses as `epoch:loss` pairs, to see where it overfits."""
-    from rnnkit.metrics import read_metrics
+    from rnnkit.runs.metrics import read_metrics
 
     records = read_metrics(run)
     points = [f"{r['epoch']:.1f}:{r['val_loss']:.4f}" for r in records if r.get("val_loss") is not None]
@@ -137,8 +136,8 @@ def val_curve(run: Path) -> str:
 
 
 def main(quick: bool = False, long: bool = False, extra: str = AUTO_FLAGS, bare: bool = True) -> list[Result]:
-    from rnnkit.data import open_split
-    from rnnkit.vocab import Vocab
+    from rnnkit.text.splits import open_split
+    from rnnkit.text.vocab import Vocab
 
     seconds = 900 if long else (30 if quick else 100)
     budget = f"{seconds}s"

@@ -19,7 +19,6 @@ import time
 
 import torch
 import torch.nn as nn
-
 from common import Result, corpus_text, header, wait_quiet
 
 RNN_SIZE, LAYERS, WORDVEC = 256, 2, 64
@@ -42,7 +41,7 @@ def bare_loop(embed: nn.Embedding, lstm: nn.LSTM, head: nn.Linear, streams: int,
 
 
 def rnnkit_generate(generator, streams: int, length: int, fast: bool = True) -> float:
-    from rnnkit.sampling import SampleOptions
+    from rnnkit.sampling.generator import SampleOptions
 
     generator.fast_path = fast
     t0 = time.perf_counter()
@@ -51,9 +50,9 @@ def rnnkit_generate(generator, streams: int, length: int, fast: bool = True) -> 
 
 
 def main(quick: bool = False) -> list[Result]:
-    from rnnkit.model import LanguageModel, ModelConfig
-    from rnnkit.sampling import Generator
-    from rnnkit.vocab import Vocab
+    from rnnkit.model.language_model import LanguageModel, ModelConfig
+    from rnnkit.sampling.generator import Generator
+    from rnnkit.text.vocab import Vocab
 
     header("sampling: rnnkit Generator vs a bare one-character-at-a-time nn.LSTM loop (2x256 LSTM)")
     vocab = Vocab(sorted(set(corpus_text())))

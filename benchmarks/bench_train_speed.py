@@ -24,7 +24,6 @@ import numpy as np
 import torch
 import torch.nn as nn
 import torch.nn.functional as F
-
 from common import Result, header, prepared_corpus, wait_quiet, workdir
 
 BATCH, SEQ, WORDVEC, LR, CLIP = 50, 50, 64, 2e-3, 5.0
@@ -61,8 +60,8 @@ def bare_loop(train_ids: np.ndarray, vocab_size: int, rnn_size: int, layers: int
 
 def rnnkit_loop(h5: str, js: str, rnn_size: int, layers: int, iters: int, amp: str) -> float:
     """Tokens/s of rnnkit's own training loop, from the per-iteration times it records."""
-    from rnnkit.metrics import read_metrics
-    from rnnkit.training import TrainConfig, train
+    from rnnkit.runs.metrics import read_metrics
+    from rnnkit.training.trainer import TrainConfig, train
 
     run = workdir("train-speed")
     train(TrainConfig(
@@ -75,8 +74,8 @@ def rnnkit_loop(h5: str, js: str, rnn_size: int, layers: int, iters: int, amp: s
 
 
 def main(quick: bool = False) -> list[Result]:
-    from rnnkit.data import open_split
-    from rnnkit.vocab import Vocab
+    from rnnkit.text.splits import open_split
+    from rnnkit.text.vocab import Vocab
 
     header("training throughput: rnnkit train vs a bare nn.LSTM loop (batch 50 x seq 50)")
     h5, js = prepared_corpus(workdir("corpus"))

@@ -55,7 +55,7 @@ def corpus_text() -> str:
 
 def prepared_corpus(workdir: Path) -> tuple[str, str]:
     """tinyshakespeare with nanoGPT's split (first 90% train, last 10% val): (h5, json)."""
-    from rnnkit.corpus import preprocess
+    from rnnkit.text.corpus import preprocess
 
     h5, js = workdir / "corpus.h5", workdir / "corpus.json"
     if not h5.exists():

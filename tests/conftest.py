@@ -15,7 +15,7 @@ os.environ.setdefault("OMP_NUM_THREADS", "1")
 
 import pytest  # noqa: E402
 
-from rnnkit.demo import stdlib_text  # noqa: E402
+from rnnkit.text.stdlib import stdlib_text  # noqa: E402
 
 # Skips that are right even in CI: the machine lacks hardware the test is about.
 SKIPS_ALLOWED_IN_CI = ("CUDA", "GPU")

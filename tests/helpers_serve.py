@@ -15,9 +15,9 @@ from typing import Iterator
 import httpx
 import torch
 
-from rnnkit.checkpoint import save_checkpoint
-from rnnkit.model import LanguageModel, ModelConfig
-from rnnkit.vocab import Vocab
+from rnnkit.core.checkpoint import save_checkpoint
+from rnnkit.model.language_model import LanguageModel, ModelConfig
+from rnnkit.text.vocab import Vocab
 
 TEXT = "The quick brown fox jumps over the lazy dog.\nAnna\nBella\nCarla\n"
 

@@ -16,8 +16,8 @@ from pathlib import Path
 import h5py
 import numpy as np
 
-from rnnkit.data import Lanes, open_split
-from rnnkit.vocab import Vocab
+from rnnkit.text.splits import Lanes, open_split
+from rnnkit.text.vocab import Vocab
 
 MB = 1 << 20
 
@@ -54,7 +54,7 @@ def test_preprocess_memory_does_not_grow_with_the_corpus(tmp_path, corpus):
     write_corpus(small, 8 * MB, corpus)  # two whole 4 MB read chunks
     write_corpus(big, 48 * MB, corpus)
     script = (
-        "from rnnkit.corpus import preprocess\n"
+        "from rnnkit.text.corpus import preprocess\n"
         "mark()\n"
         "preprocess(input_txt=[sys.argv[1]], output_h5=sys.argv[1] + '.h5', output_json=sys.argv[1] + '.json', quiet=True)\n"
         "mark()\n"
@@ -89,8 +89,8 @@ def test_lanes_read_a_whole_epoch_through_the_memmap_in_bounded_memory(tmp_path)
 
     script = (
         "import numpy as np\n"
-        "from rnnkit.data import Lanes, check_ids, open_split\n"
-        "from rnnkit.vocab import Vocab\n"
+        "from rnnkit.text.splits import Lanes, check_ids, open_split\n"
+        "from rnnkit.text.vocab import Vocab\n"
         "Lanes(np.arange(1, 9000, dtype=np.uint8), 4, 8).batch(0)  # warm up torch's code pages\n"
         "mark()\n"
         "data = open_split(sys.argv[1], 'train')\n"

@@ -13,7 +13,6 @@ import numpy as np
 import pytest
 import torch
 
-from rnnkit.checkpoint import load_checkpoint
 from rnnkit.classify.config import TrainConfig
 from rnnkit.classify.encode import UNKNOWN_ID, Encoding, truncated_spans
 from rnnkit.classify.events import EventSource
@@ -28,6 +27,7 @@ from rnnkit.classify.synth import (
     write_synth_yoochoose,
 )
 from rnnkit.classify.train import train_classifier
+from rnnkit.core.checkpoint import load_checkpoint
 from rnnkit.errors import ConfigError, InputFileError, OutputExistsError, RnnkitError
 
 TINY = dict(embedding_size=8, rnn_size=32, batch_size=32, learning_rate=1e-2, val_frac=0.2, test_frac=0.2)

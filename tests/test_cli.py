@@ -3,7 +3,6 @@
 import json
 
 import h5py
-
 from conftest import run_cli
 
 

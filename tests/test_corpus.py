@@ -4,10 +4,10 @@ import h5py
 import numpy as np
 import pytest
 
-from rnnkit.corpus import FINGERPRINT_KEY, preprocess
-from rnnkit.data import MismatchedPairError, check_pair
 from rnnkit.errors import InputFileError
-from rnnkit.vocab import Vocab
+from rnnkit.text.corpus import FINGERPRINT_KEY, preprocess
+from rnnkit.text.splits import MismatchedPairError, check_pair
+from rnnkit.text.vocab import Vocab
 
 
 def test_layout_matches_torch_rnn(tmp_path, small_corpus):
@@ -65,7 +65,7 @@ def test_reuse_vocab_and_reject_new_characters(tmp_path):
 
 
 def test_streams_across_chunk_boundaries(tmp_path, monkeypatch):
-    import rnnkit.corpus as corpus
+    import rnnkit.text.corpus as corpus
 
     monkeypatch.setattr(corpus, "CHUNK_BYTES", 7)  # cut multi-byte characters and words
     text = "héllo wörld ✓ the end\n" * 20

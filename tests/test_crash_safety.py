@@ -19,11 +19,16 @@ from pathlib import Path
 
 import pytest
 import torch
-
 from conftest import corpus_text
-from rnnkit.checkpoint import checkpoint_iteration, latest_checkpoint, load_checkpoint, resolve_checkpoint
-from rnnkit.metrics import read_metrics
-from rnnkit.model import model_from_checkpoint
+
+from rnnkit.core.checkpoint import (
+    checkpoint_iteration,
+    latest_checkpoint,
+    load_checkpoint,
+    resolve_checkpoint,
+)
+from rnnkit.model.language_model import model_from_checkpoint
+from rnnkit.runs.metrics import read_metrics
 
 ENV = dict(os.environ, PYTHONUNBUFFERED="1", OMP_NUM_THREADS="1")
 # small enough to be quick, big enough (1.3 MB of weights and Adam state) that a write takes a while
@@ -35,7 +40,7 @@ posix_only = pytest.mark.skipif(not hasattr(os, "fork"), reason="needs fork() an
 
 FORK_SERVER = r"""
 import json, os, runpy, sys, traceback
-import matplotlib.pyplot, rnnkit.cli, rnnkit.training  # what every run imports
+import matplotlib.pyplot, rnnkit.cli.main, rnnkit.training.trainer  # what every run imports
 for line in sys.stdin:
     job = json.loads(line)
     pid = os.fork()
@@ -184,7 +189,7 @@ def test_ctrl_c_saves_a_checkpoint_and_exits_cleanly(tmp_path):
 def test_a_crash_while_replacing_a_checkpoint_leaves_a_loadable_one(tmp_path, monkeypatch, dies):
     """A resumed run may write ck_5 again. Dying mid-way leaves the old ck_5 whole, or no ck_5 at
     all (the folder falls back to ck_3): never the old JSON vouching for new weights."""
-    from rnnkit import atomic, checkpoint
+    from rnnkit.core import atomic, checkpoint
 
     for it in (3, 5):
         checkpoint.save_checkpoint(tmp_path / f"ck_{it}.json", {"w": torch.zeros(4)}, {"iteration": it})
@@ -209,7 +214,7 @@ def test_a_crash_while_replacing_a_checkpoint_leaves_a_loadable_one(tmp_path, mo
 
 
 def test_force_clears_the_earlier_run_so_resume_finds_the_new_one(tmp_path):
-    from rnnkit.training import TrainConfig, train
+    from rnnkit.training.trainer import TrainConfig, train
 
     (tmp_path / "t.txt").write_text(corpus_text()[:4000])
     base = dict(input_txt=[str(tmp_path / "t.txt")], checkpoint_name=str(tmp_path / "run/ck"), rnn_size=8, wordvec_size=8,

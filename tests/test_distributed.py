@@ -15,10 +15,10 @@ from pathlib import Path
 
 import pytest
 import torch
-
 from conftest import run_cli
-from rnnkit.metrics import read_metrics
-from rnnkit.training import TrainConfig, resume_config, train
+
+from rnnkit.runs.metrics import read_metrics
+from rnnkit.training.trainer import TrainConfig, resume_config, train
 
 B = 4  # lanes per rank
 TOLERANCE = 1e-4
@@ -110,22 +110,22 @@ def small_run(tmp_path: Path, corpus: Path, name: str, **overrides):
 
 @pytest.fixture
 def deferred(monkeypatch):
-    import rnnkit.training
+    import rnnkit.training.trainer
 
-    monkeypatch.setattr(rnnkit.training, "SYNC_EACH_STEP", ())
+    monkeypatch.setattr(rnnkit.training.trainer, "SYNC_EACH_STEP", ())
 
 
 def weights(result) -> dict:
-    from rnnkit.checkpoint import load_checkpoint
+    from rnnkit.core.checkpoint import load_checkpoint
 
     return {k: v for k, v in load_checkpoint(result.checkpoint).tensors.items() if k.startswith(("model.", "optim."))}
 
 
 def test_deferred_reads_keep_the_curve_and_skip_the_same_faulty_update(tmp_path, small_corpus, monkeypatch):
     each_step, each_records = small_run(tmp_path, small_corpus, "each", fault_iterations=(7,))
-    import rnnkit.training
+    import rnnkit.training.trainer
 
-    monkeypatch.setattr(rnnkit.training, "SYNC_EACH_STEP", ())
+    monkeypatch.setattr(rnnkit.training.trainer, "SYNC_EACH_STEP", ())
     deferred, deferred_records = small_run(tmp_path, small_corpus, "deferred", fault_iterations=(7,))
     losses = lambda records: [(r["iteration"], r.get("train_loss"), r.get("val_loss")) for r in records if "event" not in r]  # noqa: E731
     assert losses(deferred_records) == losses(each_records)
@@ -144,7 +144,7 @@ def test_deferred_reads_count_faults_in_a_row_and_recover(tmp_path, small_corpus
 
 def test_the_gradient_scaler_branch_skips_a_nan_loss_on_the_device(tmp_path, small_corpus):
     """The branch a GPU with mixed precision takes, run here with PyTorch's CPU GradScaler."""
-    from rnnkit.training import Trainer, prepare_run
+    from rnnkit.training.trainer import Trainer, prepare_run
 
     cfg = prepare_run(TrainConfig(input_txt=[str(small_corpus)], checkpoint_name=str(tmp_path / "run/ck"),
                                   fault_iterations=(3,), **{**SMALL, "max_iters": 5}))

@@ -20,7 +20,6 @@ from pathlib import Path
 import h5py
 import pytest
 import torch
-
 from conftest import corpus_text
 
 ENV = dict(os.environ, PYTHONUNBUFFERED="1", OMP_NUM_THREADS="1")
@@ -88,8 +87,8 @@ def _case_values(case):
 
 def build_inputs(root: Path) -> None:
     """The files every case starts from; each case gets its own copy."""
-    from rnnkit.corpus import preprocess
-    from rnnkit.training import TrainConfig, train
+    from rnnkit.text.corpus import preprocess
+    from rnnkit.training.trainer import TrainConfig, train
 
     text = corpus_text()[:3000]
     (root / "text.txt").write_text(text, encoding="utf-8")
@@ -129,7 +128,7 @@ def file_hashes(root: Path) -> dict[str, str]:
 # stdout and stderr file descriptors. Nothing has run torch code before the fork.
 FORK_SERVER = r"""
 import json, os, runpy, sys, traceback
-import rnnkit.cli, rnnkit.corpus, rnnkit.sampling, rnnkit.training  # what every case would import
+import rnnkit.cli.main, rnnkit.text.corpus, rnnkit.sampling.generator, rnnkit.training.trainer  # what every case would import
 
 def child(case):
     os.chdir(case["cwd"])
@@ -214,7 +213,7 @@ def test_debug_shows_the_traceback(tmp_path):
 
 def test_force_replaces_an_existing_output(tmp_path):
     """The refusal is not a dead end: --force does what it says."""
-    from rnnkit.corpus import preprocess
+    from rnnkit.text.corpus import preprocess
 
     (tmp_path / "t.txt").write_text(corpus_text()[:2000])
     (tmp_path / "notes.json").write_text('{"my": "data"}')
@@ -257,7 +256,7 @@ def _write_torch_rnn_pair(folder: Path, text: str, token_to_idx: dict[str, int] 
 
 def test_pair_from_different_preprocess_runs_is_refused(tmp_path):
     """B's alphabet is a superset of A's, so every id of A.h5 is in B.json: only the fingerprint tells."""
-    from rnnkit.corpus import preprocess
+    from rnnkit.text.corpus import preprocess
 
     (tmp_path / "A.txt").write_text("abc def\n" * 400)
     (tmp_path / "B.txt").write_text("abc xyz def ghi\n" * 400)

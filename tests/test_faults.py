@@ -10,17 +10,17 @@ import math
 
 import pytest
 import torch
-
 from conftest import corpus_text
-from rnnkit.checkpoint import find_checkpoints, latest_checkpoint, load_checkpoint
+
+from rnnkit.core.checkpoint import find_checkpoints, latest_checkpoint, load_checkpoint
 from rnnkit.errors import RnnkitError
-from rnnkit.metrics import read_metrics
-from rnnkit.training import TrainConfig, Trainer, prepare_run, train
+from rnnkit.runs.metrics import read_metrics
+from rnnkit.training.trainer import TrainConfig, Trainer, prepare_run, train
 
 
 @pytest.fixture
 def corpus(tmp_path):
-    from rnnkit.corpus import preprocess
+    from rnnkit.text.corpus import preprocess
 
     (tmp_path / "t.txt").write_text(corpus_text()[:4000])
     preprocess(input_txt=[str(tmp_path / "t.txt")], output_h5=str(tmp_path / "c.h5"), output_json=str(tmp_path / "c.json"), quiet=True)

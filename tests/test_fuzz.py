@@ -13,11 +13,11 @@ import torch
 from hypothesis import HealthCheck, event, given, settings
 from hypothesis import strategies as st
 
-from rnnkit.corpus import preprocess
 from rnnkit.errors import RnnkitError
-from rnnkit.model import LanguageModel, ModelConfig
-from rnnkit.sampling import Generator, SampleOptions
-from rnnkit.vocab import WORD_PATTERN, Vocab, byte_of_token, token_of_byte
+from rnnkit.model.language_model import LanguageModel, ModelConfig
+from rnnkit.sampling.generator import Generator, SampleOptions
+from rnnkit.text.corpus import preprocess
+from rnnkit.text.vocab import WORD_PATTERN, Vocab, byte_of_token, token_of_byte
 
 FUZZ = settings(max_examples=40, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 

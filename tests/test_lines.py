@@ -6,9 +6,14 @@ import pytest
 from helpers_serve import make_checkpoint, one_torch_thread
 
 from rnnkit.errors import ConfigError, RnnkitError
-from rnnkit.lines import generate_lines, novel_against, training_lines, training_sources
-from rnnkit.sampling import Generator, SampleOptions
-from rnnkit.vocab import Vocab
+from rnnkit.sampling.generator import Generator, SampleOptions
+from rnnkit.sampling.lines import (
+    generate_lines,
+    novel_against,
+    training_lines,
+    training_sources,
+)
+from rnnkit.text.vocab import Vocab
 
 NAMES = "Anna\nBella\nCarla\nDora\nEmma\nFrida\nGreta\nHanna\n"
 

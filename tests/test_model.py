@@ -2,7 +2,7 @@ import pytest
 import torch
 
 from rnnkit.errors import ConfigError
-from rnnkit.model import LanguageModel, ModelConfig
+from rnnkit.model.language_model import LanguageModel, ModelConfig
 
 
 @pytest.mark.parametrize("model_type", ["lstm", "gru", "rnn"])

@@ -18,7 +18,7 @@ from pathlib import Path
 import pytest
 
 import rnnkit
-from rnnkit.checkpoint import FORMAT, FORMAT_VERSION, load_checkpoint
+from rnnkit.core.checkpoint import FORMAT, FORMAT_VERSION, load_checkpoint
 from rnnkit.errors import CheckpointError
 
 ENV = dict(os.environ, PYTHONUNBUFFERED="1", OMP_NUM_THREADS="1")

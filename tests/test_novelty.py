@@ -4,13 +4,11 @@ from __future__ import annotations
 
 import time
 
-import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from rnnkit.cli import main
-from rnnkit.novelty import format_table, novel_substring_fractions
-
+from rnnkit.cli.main import main
+from rnnkit.sampling.novelty import format_table, novel_substring_fractions
 
 
 def brute_force(sample: str, train: str, lengths) -> dict[int, float]:

@@ -6,9 +6,15 @@ from __future__ import annotations
 import pytest
 import torch
 
-from rnnkit.checkpoint import pack_optimizer, unpack_optimizer
-from rnnkit.model import LanguageModel, ModelConfig
-from rnnkit.optimizer import DECAYED, NOT_DECAYED, build_optimizer, regroup_saved_state, set_weight_decay
+from rnnkit.core.checkpoint import pack_optimizer, unpack_optimizer
+from rnnkit.model.language_model import LanguageModel, ModelConfig
+from rnnkit.training.optimizer import (
+    DECAYED,
+    NOT_DECAYED,
+    build_optimizer,
+    regroup_saved_state,
+    set_weight_decay,
+)
 
 
 def small_model(seed: int = 0) -> LanguageModel:

@@ -10,14 +10,15 @@ from types import SimpleNamespace
 import numpy as np
 import pytest
 import torch
-
 from conftest import run_cli
-from rnnkit import auto, cpu_step
-from rnnkit.model import LanguageModel, ModelConfig
-from rnnkit.sampling import Generator, SampleOptions, pick_next_np
-from rnnkit.schedule import FLOOR, WARMUP_ITERS, LRSchedule
-from rnnkit.training import TrainConfig, train
-from rnnkit.vocab import Vocab
+
+from rnnkit.model.language_model import LanguageModel, ModelConfig
+from rnnkit.sampling import cpu_step
+from rnnkit.sampling.generator import Generator, SampleOptions, pick_next_np
+from rnnkit.text.vocab import Vocab
+from rnnkit.training import auto
+from rnnkit.training.schedule import FLOOR, WARMUP_ITERS, LRSchedule
+from rnnkit.training.trainer import TrainConfig, train
 
 VOCAB = Vocab.build("abcdefghijklmnop \n.", "char")
 
@@ -221,14 +222,14 @@ def test_sampling_holds_openblas_to_one_thread_unless_sharing_pays(monkeypatch):
 
 @pytest.mark.parametrize("amp,want", [("auto", None), ("off", None), ("bf16", torch.bfloat16)])
 def test_amp_on_a_cpu_is_float32_unless_bf16_is_asked_for(amp, want):
-    from rnnkit import device
+    from rnnkit.core import device
 
     assert device.autocast_dtype(amp, torch.device("cpu")) is want
 
 
 @pytest.mark.parametrize("amp,has_bf16,bf16_up_to", [("bf16", True, 512), ("bf16", False, 0), ("auto", True, 0)])
 def test_auto_sizes_count_bf16_speed_only_when_it_is_used(monkeypatch, amp, has_bf16, bf16_up_to):
-    from rnnkit import device
+    from rnnkit.core import device
 
     monkeypatch.setattr(device, "cpu_has_bf16_math", lambda: has_bf16)
     assert auto.bf16_widths({"amp": amp, "device": "cpu"}) == bf16_up_to
@@ -242,7 +243,7 @@ def test_amp_fp16_on_a_cpu_is_a_one_line_error(tmp_path):
 
 
 def test_bf16_on_a_cpu_trains_where_the_probe_passes_and_stops_in_one_line_where_it_fails(tmp_path):
-    from rnnkit import device
+    from rnnkit.core import device
 
     (tmp_path / "t.txt").write_text("abc def\n" * 400)
     r = run_cli("train", str(tmp_path / "t.txt"), "-checkpoint_name", str(tmp_path / "cv" / "ck"),
@@ -251,7 +252,7 @@ def test_bf16_on_a_cpu_trains_where_the_probe_passes_and_stops_in_one_line_where
         assert device.cpu_bf16_rnn_failure("lstm") is not None, "oneDNN has no bf16 LSTM on AVX2: the ISA limit did not apply"
     if device.cpu_bf16_rnn_failure("lstm") is None:
         assert r.returncode == 0, r.stderr
-        from rnnkit.checkpoint import load_checkpoint
+        from rnnkit.core.checkpoint import load_checkpoint
 
         weights = load_checkpoint(tmp_path / "cv" / "ck_2.json").prefixed("model.")
         assert weights and all(t.dtype == torch.float32 for t in weights.values())
@@ -262,7 +263,7 @@ def test_bf16_on_a_cpu_trains_where_the_probe_passes_and_stops_in_one_line_where
 
 
 def test_a_failed_bf16_probe_stops_training_before_anything_is_written(tmp_path, monkeypatch):
-    from rnnkit import device
+    from rnnkit.core import device
     from rnnkit.errors import ConfigError
 
     monkeypatch.setattr(device, "cpu_bf16_rnn_failure", lambda model_type: "no bf16 primitive")
@@ -274,7 +275,7 @@ def test_a_failed_bf16_probe_stops_training_before_anything_is_written(tmp_path,
 
 
 def test_the_bf16_probe_runs_a_real_backward_pass():
-    from rnnkit import device
+    from rnnkit.core import device
 
     device.cpu_bf16_rnn_failure.cache_clear()
     failure = device.cpu_bf16_rnn_failure("lstm")

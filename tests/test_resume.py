@@ -13,10 +13,10 @@ from pathlib import Path
 
 import pytest
 import torch
-
 from conftest import corpus_text, run_cli
-from rnnkit.checkpoint import load_checkpoint, save_checkpoint
-from rnnkit.training import TrainConfig, resume_config, train
+
+from rnnkit.core.checkpoint import load_checkpoint, save_checkpoint
+from rnnkit.training.trainer import TrainConfig, resume_config, train
 
 K, N = 23, 60  # 49 batches per epoch with the settings below
 
@@ -32,7 +32,7 @@ def config(tmp_path, run: str, max_iters: int, model_type: str, amp: str = "auto
 
 @pytest.fixture
 def corpus(tmp_path):
-    from rnnkit.corpus import preprocess
+    from rnnkit.text.corpus import preprocess
 
     (tmp_path / "t.txt").write_text(corpus_text()[:4000])
     preprocess(input_txt=[str(tmp_path / "t.txt")], output_h5=str(tmp_path / "c.h5"), output_json=str(tmp_path / "c.json"), quiet=True)
@@ -61,7 +61,7 @@ def test_interrupted_run_ends_bit_identical(corpus, model_type, amp):
     assert resumed.iteration == N
     assert_bit_identical(final_state(whole), final_state(resumed))
     # the training loss history carries on where it stopped, with no gap and no repeats
-    from rnnkit.metrics import read_metrics
+    from rnnkit.runs.metrics import read_metrics
 
     iters = [r["iteration"] for r in read_metrics(corpus / "part") if "train_loss" in r]
     assert iters == list(range(1, N + 1))

@@ -1,11 +1,11 @@
 import pytest
-
-from rnnkit.checkpoint import save_checkpoint
-from rnnkit.errors import ConfigError, RnnkitError
-from rnnkit.model import LanguageModel, ModelConfig
-from rnnkit.sampling import Generator, SampleOptions
-from rnnkit.vocab import Vocab
 import torch
+
+from rnnkit.core.checkpoint import save_checkpoint
+from rnnkit.errors import ConfigError, RnnkitError
+from rnnkit.model.language_model import LanguageModel, ModelConfig
+from rnnkit.sampling.generator import Generator, SampleOptions
+from rnnkit.text.vocab import Vocab
 
 
 @pytest.fixture

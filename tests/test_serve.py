@@ -18,8 +18,8 @@ with warnings.catch_warnings():  # starlette 1.x nudges toward httpx2; httpx wor
     from starlette.testclient import TestClient
 
 from rnnkit.errors import ConfigError, RnnkitError
-from rnnkit.sampling import Generator
-from rnnkit.serve import MAX_BODY_BYTES, bind, check_token_for_host, create_app
+from rnnkit.sampling.generator import Generator
+from rnnkit.serve.app import MAX_BODY_BYTES, bind, check_token_for_host, create_app
 
 TOKEN = "s3cret-Token_1+/="
 
@@ -213,8 +213,8 @@ def test_bad_limits_are_refused(generator):
 def test_binds_loopback_by_default_and_reports_a_busy_port():
     import inspect
 
-    from rnnkit.cli import build_parser
-    from rnnkit.serve import serve
+    from rnnkit.cli.main import build_parser
+    from rnnkit.serve.app import serve
 
     assert inspect.signature(serve).parameters["host"].default == "127.0.0.1"
     assert build_parser().parse_args(["serve", "run"]).host == "127.0.0.1"

@@ -12,9 +12,15 @@ import threading
 from pathlib import Path
 
 from conftest import corpus_text, run_cli
-from rnnkit.checkpoint import checkpoint_iteration, find_checkpoints, latest_checkpoint, load_checkpoint
-from rnnkit.metrics import read_metrics
 from test_crash_safety import posix_only, signal_training
+
+from rnnkit.core.checkpoint import (
+    checkpoint_iteration,
+    find_checkpoints,
+    latest_checkpoint,
+    load_checkpoint,
+)
+from rnnkit.runs.metrics import read_metrics
 
 
 def trained_iterations(run: Path) -> list[int]:
@@ -41,8 +47,9 @@ def test_sigterm_saves_exits_143_and_the_printed_command_resumes(tmp_path):
 
 @posix_only
 def test_a_second_sigterm_while_saving_stops_at_once_and_leaves_checkpoints_whole(tmp_path, monkeypatch, capsys):
-    from rnnkit import atomic, cli
-    from rnnkit.training import Trainer
+    from rnnkit.cli import main as cli
+    from rnnkit.core import atomic
+    from rnnkit.training.trainer import Trainer
 
     (tmp_path / "text.txt").write_text(corpus_text()[:4000])
     monkeypatch.chdir(tmp_path)
@@ -79,7 +86,7 @@ def test_a_second_sigterm_while_saving_stops_at_once_and_leaves_checkpoints_whol
 
 
 def test_training_in_another_thread_leaves_signal_handlers_alone(tmp_path):
-    from rnnkit.training import TrainConfig, train
+    from rnnkit.training.trainer import TrainConfig, train
 
     (tmp_path / "t.txt").write_text(corpus_text()[:4000])
     before = signal.getsignal(signal.SIGTERM)

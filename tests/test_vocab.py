@@ -1,10 +1,10 @@
 import json
+from collections import Counter
 
 import numpy as np
 import pytest
 
-from rnnkit.vocab import UNKNOWN_WORD, UnknownTokensError, Vocab, WORD_PATTERN
-from collections import Counter
+from rnnkit.text.vocab import UNKNOWN_WORD, WORD_PATTERN, UnknownTokensError, Vocab
 
 
 def test_char_round_trip_non_ascii():
@@ -23,7 +23,7 @@ def test_ids_follow_first_appearance_like_torch_rnn():
 
 def test_bytes_round_trip_and_torch_rnn_json_names():
     data = "é😀 ok".encode("utf-8")
-    from rnnkit.vocab import token_of_byte
+    from rnnkit.text.vocab import token_of_byte
 
     v = Vocab([token_of_byte(b) for b in dict.fromkeys(data)], "bytes")
     assert "[195]" in v.tokens  # torch-rnn writes bytes > 127 as "[N]"

@@ -14,19 +14,19 @@ __all__ = ["preprocess", "train", "sample", "Generator", "SampleOptions", "Train
 def __getattr__(name: str):
     # Lazy: `import rnnkit` (and the CLI's start-up) should not pay for importing torch.
     if name == "preprocess":
-        from .corpus import preprocess
+        from .text.corpus import preprocess
 
         return preprocess
     if name in ("train", "TrainConfig"):
-        from . import training
+        from .training import trainer as training
 
         return getattr(training, name)
     if name in ("sample", "Generator", "SampleOptions"):
-        from . import sampling
+        from .sampling import generator as sampling
 
         return getattr(sampling, name)
     if name == "Vocab":
-        from .vocab import Vocab
+        from .text.vocab import Vocab
 
         return Vocab
     raise AttributeError(name)

@@ -8,7 +8,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from ..checkpoint import Checkpoint
+from ..core.checkpoint import Checkpoint
 from ..errors import InputFileError
 from .config import TrainConfig, merge_source
 from .encode import Encoding

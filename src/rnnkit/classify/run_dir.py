@@ -5,8 +5,8 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
-from ..atomic import atomic_write_text
-from ..checkpoint import (
+from ..core.atomic import atomic_write_text
+from ..core.checkpoint import (
     Checkpoint,
     find_checkpoints,
     latest_checkpoint,

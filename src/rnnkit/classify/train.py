@@ -15,8 +15,8 @@ import numpy as np
 import torch
 import torch.nn as nn
 
-from ..atomic import atomic_write_text
-from ..checkpoint import (
+from ..core.atomic import atomic_write_text
+from ..core.checkpoint import (
     load_checkpoint,
     pack_optimizer,
     save_checkpoint,

@@ -1,0 +1,1 @@
+"""The language model: embedding -> LSTM | GRU | RNN stack -> next-token logits."""

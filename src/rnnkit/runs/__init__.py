@@ -1,0 +1,1 @@
+"""The record of training runs: the metrics log, plots, comparing runs and sweeps."""

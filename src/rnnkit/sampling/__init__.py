@@ -1,0 +1,1 @@
+"""Generating from a trained model: the generator, the CPU one-token step, list mode and novelty."""

@@ -1,0 +1,1 @@
+"""`rnnkit serve`: the HTTP API and the web page."""
