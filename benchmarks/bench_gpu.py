@@ -70,19 +70,19 @@ def seconds_per_step(step, device: torch.device, steps: int) -> float:
 
 
 def rnnkit_step(h5: str, js: str, hidden: int, device: str, run_dir):
-    from rnnkit.training.trainer import TrainConfig, Trainer
+    from rnnkit.training import TrainConfig, Trainer
 
     cfg = TrainConfig(input_h5=h5, input_json=js, checkpoint_name=str(run_dir / "ck"), rnn_size=hidden,
                       num_layers=LAYERS, wordvec_size=WORDVEC, batch_size=BATCH, seq_length=SEQ, device=device,
                       progress="none", quiet=True)
     trainer = Trainer(cfg)
-    lanes = trainer.train_lanes
+    lanes = trainer.data.train
 
     def step():
-        i = trainer.iteration % len(lanes)
+        i = trainer.state.iteration % len(lanes)
         x, y = (t.to(trainer.device, non_blocking=True) for t in lanes.batch(i))
-        trainer.iteration += 1
-        trainer.step(x, y, LR)
+        trainer.state.iteration += 1
+        trainer.stepper.step(x, y, LR)
 
     return step, trainer
 
@@ -119,8 +119,8 @@ def measure(h5: str, js: str, device: str, hidden: int, steps: int, run_dir) -> 
     vocab = len(trainer.vocab)
     tokens = BATCH * SEQ
     ours = tokens / seconds_per_step(step, trainer.device, steps)
-    bare = tokens / seconds_per_step(bare_step(vocab, hidden, trainer.device, trainer.autocast_dtype), trainer.device, steps)
-    amp = {None: "fp32", torch.bfloat16: "bf16", torch.float16: "fp16"}[trainer.autocast_dtype]
+    bare = tokens / seconds_per_step(bare_step(vocab, hidden, trainer.device, trainer.stepper.autocast_dtype), trainer.device, steps)
+    amp = {None: "fp32", torch.bfloat16: "bf16", torch.float16: "fp16"}[trainer.stepper.autocast_dtype]
     return {"device": device, "hidden": hidden, "amp": amp, "rnnkit": ours, "bare": bare,
             "flops_per_token": flops_per_token(hidden, vocab)}
 

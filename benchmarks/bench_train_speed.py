@@ -61,7 +61,7 @@ def bare_loop(train_ids: np.ndarray, vocab_size: int, rnn_size: int, layers: int
 def rnnkit_loop(h5: str, js: str, rnn_size: int, layers: int, iters: int, amp: str) -> float:
     """Tokens/s of rnnkit's own training loop, from the per-iteration times it records."""
     from rnnkit.runs.metrics import read_metrics
-    from rnnkit.training.trainer import TrainConfig, train
+    from rnnkit.training import TrainConfig, train
 
     run = workdir("train-speed")
     train(TrainConfig(

@@ -51,6 +51,19 @@ def run_cli(*args: str, cwd: Path | None = None, timeout: float = 300, env: dict
     )
 
 
+def poison_loss(monkeypatch, iterations) -> None:
+    """NaN losses at these iterations, as an overflow would give (so the gradients are NaN too)."""
+    from rnnkit.training.step import Stepper
+
+    real, at = Stepper.loss_of, frozenset(iterations)
+
+    def loss_of(self, logits, y):
+        loss = real(self, logits, y)
+        return loss * float("nan") if self.state.iteration in at else loss
+
+    monkeypatch.setattr(Stepper, "loss_of", loss_of)
+
+
 def _skip_reason(report) -> str:
     return str(report.longrepr[2]) if isinstance(report.longrepr, tuple) else str(report.longrepr)
 

@@ -40,7 +40,7 @@ posix_only = pytest.mark.skipif(not hasattr(os, "fork"), reason="needs fork() an
 
 FORK_SERVER = r"""
 import json, os, runpy, sys, traceback
-import matplotlib.pyplot, rnnkit.cli.main, rnnkit.training.trainer  # what every run imports
+import matplotlib.pyplot, rnnkit.cli.parser, rnnkit.training.trainer  # what every run imports
 for line in sys.stdin:
     job = json.loads(line)
     pid = os.fork()
@@ -214,7 +214,7 @@ def test_a_crash_while_replacing_a_checkpoint_leaves_a_loadable_one(tmp_path, mo
 
 
 def test_force_clears_the_earlier_run_so_resume_finds_the_new_one(tmp_path):
-    from rnnkit.training.trainer import TrainConfig, train
+    from rnnkit.training import TrainConfig, train
 
     (tmp_path / "t.txt").write_text(corpus_text()[:4000])
     base = dict(input_txt=[str(tmp_path / "t.txt")], checkpoint_name=str(tmp_path / "run/ck"), rnn_size=8, wordvec_size=8,

@@ -15,10 +15,10 @@ from pathlib import Path
 
 import pytest
 import torch
-from conftest import run_cli
+from conftest import poison_loss, run_cli
 
 from rnnkit.runs.metrics import read_metrics
-from rnnkit.training.trainer import TrainConfig, resume_config, train
+from rnnkit.training import TrainConfig, resume_config, train
 
 B = 4  # lanes per rank
 TOLERANCE = 1e-4
@@ -122,11 +122,12 @@ def weights(result) -> dict:
 
 
 def test_deferred_reads_keep_the_curve_and_skip_the_same_faulty_update(tmp_path, small_corpus, monkeypatch):
-    each_step, each_records = small_run(tmp_path, small_corpus, "each", fault_iterations=(7,))
+    poison_loss(monkeypatch, (7,))
+    each_step, each_records = small_run(tmp_path, small_corpus, "each")
     import rnnkit.training.trainer
 
     monkeypatch.setattr(rnnkit.training.trainer, "SYNC_EACH_STEP", ())
-    deferred, deferred_records = small_run(tmp_path, small_corpus, "deferred", fault_iterations=(7,))
+    deferred, deferred_records = small_run(tmp_path, small_corpus, "deferred")
     losses = lambda records: [(r["iteration"], r.get("train_loss"), r.get("val_loss")) for r in records if "event" not in r]  # noqa: E731
     assert losses(deferred_records) == losses(each_records)
     a, b = weights(each_step), weights(deferred)
@@ -135,26 +136,29 @@ def test_deferred_reads_keep_the_curve_and_skip_the_same_faulty_update(tmp_path,
     assert {"iteration": 10, "event": "nonfinite", "lr_scale": 1.0} in deferred_records  # read at the next log
 
 
-def test_deferred_reads_count_faults_in_a_row_and_recover(tmp_path, small_corpus, deferred, capsys):
-    result, records = small_run(tmp_path, small_corpus, "run", fault_iterations=(12, 13, 14))
+def test_deferred_reads_count_faults_in_a_row_and_recover(tmp_path, small_corpus, deferred, capsys, monkeypatch):
+    poison_loss(monkeypatch, (12, 13, 14))
+    result, records = small_run(tmp_path, small_corpus, "run")
     assert {"iteration": 15, "event": "nonfinite", "lr_scale": 1.0, "count": 3} in records
     assert {"iteration": 15, "event": "restored", "checkpoint": "ck_10.json", "lr_scale": 0.5} in records
     assert result.iteration == 20 and "3 times up to iteration 15" in capsys.readouterr().err
 
 
-def test_the_gradient_scaler_branch_skips_a_nan_loss_on_the_device(tmp_path, small_corpus):
+def test_the_gradient_scaler_branch_skips_a_nan_loss_on_the_device(tmp_path, small_corpus, monkeypatch):
     """The branch a GPU with mixed precision takes, run here with PyTorch's CPU GradScaler."""
-    from rnnkit.training.trainer import Trainer, prepare_run
+    from rnnkit.training import Trainer, prepare_run
 
+    poison_loss(monkeypatch, (3,))
     cfg = prepare_run(TrainConfig(input_txt=[str(small_corpus)], checkpoint_name=str(tmp_path / "run/ck"),
-                                  fault_iterations=(3,), **{**SMALL, "max_iters": 5}))
+                                  **{**SMALL, "max_iters": 5}))
     trainer = Trainer(cfg)
-    trainer.scaler = torch.amp.GradScaler("cpu", init_scale=2.0**16)
+    stepper = trainer.stepper
+    stepper.scaler = torch.amp.GradScaler("cpu", init_scale=2.0**16)
     changed = []
     for i in range(5):
         before = trainer.model.head.weight.clone()
-        trainer.iteration += 1
-        trainer.step(*trainer.train_lanes.batch(i), lr=2e-3)
+        trainer.state.iteration += 1
+        stepper.step(*trainer.data.train.batch(i), lr=2e-3)
         changed.append(not torch.equal(before, trainer.model.head.weight))
     assert changed == [True, True, False, True, True]
-    assert int(trainer._faults) == 1 and trainer.scaler.get_scale() == 2.0**15  # counted once; the scale backed off
+    assert int(stepper.skipped) == 1 and stepper.scaler.get_scale() == 2.0**15  # counted once; the scale backed off

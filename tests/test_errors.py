@@ -88,7 +88,7 @@ def _case_values(case):
 def build_inputs(root: Path) -> None:
     """The files every case starts from; each case gets its own copy."""
     from rnnkit.text.corpus import preprocess
-    from rnnkit.training.trainer import TrainConfig, train
+    from rnnkit.training import TrainConfig, train
 
     text = corpus_text()[:3000]
     (root / "text.txt").write_text(text, encoding="utf-8")
@@ -128,7 +128,7 @@ def file_hashes(root: Path) -> dict[str, str]:
 # stdout and stderr file descriptors. Nothing has run torch code before the fork.
 FORK_SERVER = r"""
 import json, os, runpy, sys, traceback
-import rnnkit.cli.main, rnnkit.text.corpus, rnnkit.sampling.generator, rnnkit.training.trainer  # what every case would import
+import rnnkit.cli.parser, rnnkit.text.corpus, rnnkit.sampling.generator, rnnkit.training.trainer  # what every case would import
 
 def child(case):
     os.chdir(case["cwd"])

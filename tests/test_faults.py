@@ -1,7 +1,7 @@
 """Numerical faults: a non-finite step is skipped and logged; repeats roll back or stop; no NaN is saved.
 
-`TrainConfig.fault_iterations` poisons the loss with NaN at the iterations named, the
-way an overflow would, so the gradients are NaN too.
+conftest's `poison_loss` makes the loss NaN at the iterations named, the way an overflow
+would, so the gradients are NaN too.
 """
 
 from __future__ import annotations
@@ -10,12 +10,12 @@ import math
 
 import pytest
 import torch
-from conftest import corpus_text
+from conftest import corpus_text, poison_loss
 
 from rnnkit.core.checkpoint import find_checkpoints, latest_checkpoint, load_checkpoint
 from rnnkit.errors import RnnkitError
 from rnnkit.runs.metrics import read_metrics
-from rnnkit.training.trainer import TrainConfig, Trainer, prepare_run, train
+from rnnkit.training import TrainConfig, Trainer, prepare_run, train
 
 
 @pytest.fixture
@@ -45,9 +45,10 @@ def all_finite(run_dir) -> bool:
     )
 
 
-def test_a_faulty_step_is_skipped_and_logged(corpus):
+def test_a_faulty_step_is_skipped_and_logged(corpus, monkeypatch):
     before = train(config(corpus, "before", max_iters=4))
-    faulty = train(config(corpus, "faulty", max_iters=5, fault_iterations=(5,)))
+    poison_loss(monkeypatch, (5,))
+    faulty = train(config(corpus, "faulty", max_iters=5))
     # the update at iteration 5 never happened: weights and optimizer are those after iteration 4
     a, b = load_checkpoint(before.checkpoint).tensors, load_checkpoint(faulty.checkpoint).tensors
     for k in a:
@@ -59,8 +60,9 @@ def test_a_faulty_step_is_skipped_and_logged(corpus):
     assert faulty.stopped == "finished" and all_finite(corpus / "faulty")
 
 
-def test_repeated_faults_restore_the_last_checkpoint_with_a_lower_learning_rate(corpus, capsys):
-    result = train(config(corpus, "run", max_iters=20, checkpoint_every=10, fault_iterations=(11, 12, 13), learning_rate=0.004))
+def test_repeated_faults_restore_the_last_checkpoint_with_a_lower_learning_rate(corpus, monkeypatch, capsys):
+    poison_loss(monkeypatch, (11, 12, 13))
+    result = train(config(corpus, "run", max_iters=20, checkpoint_every=10, learning_rate=0.004))
     records = read_metrics(corpus / "run")
     assert {"iteration": 13, "event": "restored", "checkpoint": "ck_10.json", "lr_scale": 0.5} in records
     lr_after = [r["lr"] for r in records if r.get("iteration", 0) > 13 and "lr" in r]
@@ -70,15 +72,17 @@ def test_repeated_faults_restore_the_last_checkpoint_with_a_lower_learning_rate(
     assert "restored ck_10.json" in capsys.readouterr().err
 
 
-def test_faults_before_any_checkpoint_stop_with_a_clear_message(corpus):
+def test_faults_before_any_checkpoint_stop_with_a_clear_message(corpus, monkeypatch):
+    poison_loss(monkeypatch, (3, 4, 5))
     with pytest.raises(RnnkitError, match=r"training diverged.*lower --learning_rate"):
-        train(config(corpus, "run", max_iters=20, checkpoint_every=10, fault_iterations=(3, 4, 5)))
+        train(config(corpus, "run", max_iters=20, checkpoint_every=10))
     assert find_checkpoints(corpus / "run") == []  # nothing from the diverged steps was saved
 
 
-def test_faults_that_keep_coming_stop_after_a_few_recoveries(corpus):
+def test_faults_that_keep_coming_stop_after_a_few_recoveries(corpus, monkeypatch):
+    poison_loss(monkeypatch, tuple(range(6, 61)))
     with pytest.raises(RnnkitError, match="training diverged"):
-        train(config(corpus, "run", max_iters=60, checkpoint_every=5, fault_iterations=tuple(range(6, 61))))
+        train(config(corpus, "run", max_iters=60, checkpoint_every=5))
     records = read_metrics(corpus / "run")
     assert sum(r.get("event") == "restored" for r in records) == 3
     assert latest_checkpoint(corpus / "run").name == "ck_5.json" and all_finite(corpus / "run")

@@ -7,7 +7,7 @@ import time
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from rnnkit.cli.main import main
+from rnnkit.cli.parser import main
 from rnnkit.sampling.novelty import format_table, novel_substring_fractions
 
 

@@ -9,7 +9,7 @@ from conftest import run_cli
 
 from rnnkit.core.progress import SMOOTHING_ITERS, Progress
 from rnnkit.runs.metrics import read_metrics
-from rnnkit.training.trainer import TrainConfig
+from rnnkit.training import TrainConfig
 
 TINY = ["--rnn_size", "16", "--num_layers", "1", "--batch_size", "4", "--seq_length", "16", "--threads", "1"]
 

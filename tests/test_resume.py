@@ -16,7 +16,7 @@ import torch
 from conftest import corpus_text, run_cli
 
 from rnnkit.core.checkpoint import load_checkpoint, save_checkpoint
-from rnnkit.training.trainer import TrainConfig, resume_config, train
+from rnnkit.training import TrainConfig, resume_config, train
 
 K, N = 23, 60  # 49 batches per epoch with the settings below
 

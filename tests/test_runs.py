@@ -10,13 +10,13 @@ from pathlib import Path
 import pytest
 from conftest import corpus_text, run_cli
 
-from rnnkit.cli.main import main
+from rnnkit.cli.parser import main
 from rnnkit.core.checkpoint import read_meta, resolve_checkpoint
 from rnnkit.errors import RnnkitError
 from rnnkit.runs.compare import compare_runs, differing_options, format_table
 from rnnkit.runs.metrics import MetricsLog, read_metrics
 from rnnkit.runs.plots import draw_run, loss_series, plot_run
-from rnnkit.training.trainer import TrainConfig, train
+from rnnkit.training import TrainConfig, train
 
 PNG_MAGIC = b"\x89PNG\r\n\x1a\n"
 TINY = dict(rnn_size=32, num_layers=1, wordvec_size=16, batch_size=8, seq_length=32, threads=1, progress="none", quiet=True)

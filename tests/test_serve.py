@@ -213,7 +213,7 @@ def test_bad_limits_are_refused(generator):
 def test_binds_loopback_by_default_and_reports_a_busy_port():
     import inspect
 
-    from rnnkit.cli.main import build_parser
+    from rnnkit.cli.parser import build_parser
     from rnnkit.serve.app import serve
 
     assert inspect.signature(serve).parameters["host"].default == "127.0.0.1"

@@ -47,18 +47,18 @@ def test_sigterm_saves_exits_143_and_the_printed_command_resumes(tmp_path):
 
 @posix_only
 def test_a_second_sigterm_while_saving_stops_at_once_and_leaves_checkpoints_whole(tmp_path, monkeypatch, capsys):
-    from rnnkit.cli import main as cli
+    from rnnkit import cli
     from rnnkit.core import atomic
-    from rnnkit.training.trainer import Trainer
+    from rnnkit.training.step import Stepper
 
     (tmp_path / "text.txt").write_text(corpus_text()[:4000])
     monkeypatch.chdir(tmp_path)
-    step, fsync = Trainer.step, atomic.os.fsync
+    step, fsync = Stepper.step, atomic.os.fsync
     sent = []
 
     def step_then_term(self, *args, **kwargs):
         loss = step(self, *args, **kwargs)
-        if self.iteration == 5:
+        if self.state.iteration == 5:
             sent.append("first")
             os.kill(os.getpid(), signal.SIGTERM)
         return loss
@@ -69,7 +69,7 @@ def test_a_second_sigterm_while_saving_stops_at_once_and_leaves_checkpoints_whol
             os.kill(os.getpid(), signal.SIGTERM)
         return fsync(fd)
 
-    monkeypatch.setattr(Trainer, "step", step_then_term)
+    monkeypatch.setattr(Stepper, "step", step_then_term)
     monkeypatch.setattr(atomic.os, "fsync", term_while_writing)
     before = signal.getsignal(signal.SIGTERM), signal.getsignal(signal.SIGINT)
     code = cli.main(["train", "text.txt", "--checkpoint_name", "run/ck", "--rnn_size", "16", "--wordvec_size", "8",
@@ -86,7 +86,7 @@ def test_a_second_sigterm_while_saving_stops_at_once_and_leaves_checkpoints_whol
 
 
 def test_training_in_another_thread_leaves_signal_handlers_alone(tmp_path):
-    from rnnkit.training.trainer import TrainConfig, train
+    from rnnkit.training import TrainConfig, train
 
     (tmp_path / "t.txt").write_text(corpus_text()[:4000])
     before = signal.getsignal(signal.SIGTERM)

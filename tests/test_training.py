@@ -8,7 +8,7 @@ import torch
 from rnnkit.core.checkpoint import load_checkpoint
 from rnnkit.errors import InputFileError
 from rnnkit.text.splits import Lanes
-from rnnkit.training.trainer import TrainConfig, train
+from rnnkit.training import TrainConfig, train
 
 
 def unigram_entropy(text: str) -> float:
@@ -81,7 +81,7 @@ def test_other_cells_train(tmp_path, small_corpus, model_type):
 def test_resume_follows_a_moved_run_folder(tmp_path, small_corpus):
     import shutil
 
-    from rnnkit.training.trainer import resume_config
+    from rnnkit.training import resume_config
 
     train(TrainConfig(input_txt=[str(small_corpus)], checkpoint_name=str(tmp_path / "a/ck"), max_iters=6,
                       checkpoint_every=3, rnn_size=8, wordvec_size=8, batch_size=2, seq_length=8, progress="none"))

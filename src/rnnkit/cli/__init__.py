@@ -1,5 +1,5 @@
 """The command line: `rnnkit preprocess | train | sample | ...`, thin over the Python API."""
 
-from .main import main
+from .parser import build_parser, main
 
-__all__ = ["main"]
+__all__ = ["build_parser", "main"]

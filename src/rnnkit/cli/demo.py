@@ -13,7 +13,7 @@ from ..text.stdlib import stdlib_corpus
 
 def demo(run_dir: str = "demo", time_budget: float = 120.0) -> None:
     from ..sampling.generator import Generator, SampleOptions
-    from ..training.trainer import TrainConfig, train
+    from ..training import TrainConfig, train
 
     run = Path(run_dir)
     run.mkdir(parents=True, exist_ok=True)

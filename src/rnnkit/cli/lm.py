@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import argparse
 import sys
 
 from ..errors import ConfigError
@@ -48,108 +47,40 @@ def run_preprocess(args) -> int:
 
 
 # ---- train ------------------------------------------------------------------------------------
-def _int_or_auto(value: str):
-    if value == "auto":
-        return "auto"
-    try:
-        return int(value)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"expected a whole number or 'auto', got {value!r}") from None
-
-
-def _float_or_auto(value: str):
-    if value == "auto":
-        return "auto"
-    try:
-        return float(value)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"expected a number or 'auto', got {value!r}") from None
+TRAIN_GROUPS = ("data", "model", "optimization", "output", "backend")
 
 
 def _train_parser(sub) -> None:
+    from ..core.options import add_flags
+    from ..training.config import TrainConfig
+
     p = new_parser(sub, "train", "train a character (or word) language model")
     p.add_argument("text", nargs="*", help="a raw text file (or several) to preprocess on the fly")
-    g = p.add_argument_group("data")
-    flag(g, "input_h5", default=None)
-    flag(g, "input_json", default=None)
-    flag(g, "batch_size", type=_int_or_auto, default=50)
-    flag(g, "seq_length", type=_int_or_auto, default=50)
-    g = p.add_argument_group("model")
-    flag(g, "init_from", default=None, help="checkpoint to continue training from")
-    flag(g, "reset_iterations", type=torch_bool, default=True, help="1: restart the iteration counter (torch-rnn's default)")
-    flag(g, "resume", default=None, metavar="RUN_DIR", help="continue the run in this folder exactly where it stopped")
-    flag(g, "model_type", default="lstm", help="lstm, gru or rnn")
-    flag(g, "wordvec_size", type=int, default=64)
-    flag(g, "rnn_size", type=_int_or_auto, default=128, help="hidden units, or auto")
-    flag(g, "num_layers", type=_int_or_auto, default=2, help="layers, or auto")
-    flag(g, "dropout", type=_float_or_auto, default=0.0, help="or auto (more when the budget repeats the corpus)")
-    flag(g, "batchnorm", type=torch_bool, default=False)
-    g = p.add_argument_group("optimization")
-    flag(g, "max_epochs", type=int, default=50)
-    flag(g, "max_iters", type=int, default=None, help="stop after this many iterations")
-    flag(g, "time_budget", default=None, help="train for this long (100s, 15m, 2h) with a schedule that ends on time")
-    flag(g, "learning_rate", type=_float_or_auto, default=2e-3, help="or auto (picked with the batch size)")
-    flag(g, "grad_clip", type=float, default=5.0)
-    flag(g, "lr_decay_every", type=int, default=5)
-    flag(g, "lr_decay_factor", type=float, default=0.5)
-    flag(g, "weight_decay", type=_float_or_auto, default=0.0,
-         help="AdamW's decay of the weight matrices, or auto (0.1 with a time budget)")
-    flag(g, "early_stopping", type=int, default=None, metavar="PATIENCE", help="stop after this many evaluations without a better validation loss")
-    g = p.add_argument_group("output")
-    flag(g, "print_every", type=int, default=1)
-    flag(g, "checkpoint_every", type=int, default=1000)
-    flag(g, "checkpoint_name", default="cv/checkpoint")
-    flag(g, "force", action="store_true", help="overwrite the checkpoints of an earlier run")
-    flag(g, "quiet", action="store_true")
-    flag(g, "progress", default="auto", choices=["auto", "bar", "lines", "none"])
-    flag(g, "speed_benchmark", type=torch_bool, default=False)
-    flag(g, "memory_benchmark", type=torch_bool, default=False)
-    flag(g, "tensorboard", action="store_true", help="also write TensorBoard event files")
-    g = p.add_argument_group("backend")
-    flag(g, "gpu", type=int, default=None, help="torch-rnn's GPU index; -1 for the CPU")
-    flag(g, "gpu_backend", default="cuda", help="cuda (opencl is not supported)")
-    flag(g, "device", default="auto", help="auto, cpu, cuda, cuda:N or mps")
-    flag(g, "amp", default="auto", help="mixed precision: auto (GPU: bf16 where it has it, else fp16; CPU: float32), off, bf16 (~1.7x faster on a CPU with bf16 instructions), fp16 (GPU)")
-    flag(g, "seed", type=int, default=123)
-    flag(g, "threads", type=int, default=None, help="CPU threads (default: PyTorch's choice)")
+    groups = {name: p.add_argument_group(name) for name in TRAIN_GROUPS}
+    flag(groups["model"], "resume", default=None, metavar="RUN_DIR", help="continue the run in this folder exactly where it stopped")
+    flag(groups["backend"], "gpu_backend", default="cuda", help="cuda (opencl is not supported)")
+    add_flags(p, TrainConfig, groups)
     p.set_defaults(func=run_train)
 
 
-TRAIN_OPTIONS = (
-    "input_h5 input_json batch_size seq_length init_from reset_iterations model_type wordvec_size rnn_size "
-    "num_layers dropout batchnorm max_epochs max_iters learning_rate grad_clip lr_decay_every lr_decay_factor "
-    "weight_decay early_stopping print_every checkpoint_every checkpoint_name force quiet progress speed_benchmark "
-    "memory_benchmark tensorboard device gpu amp seed threads"
-).split()
-
-
-def train_config_from_args(args, explicit: set[str] | None = None):
+def train_config_from_args(args):
+    """The TrainConfig the flags ask for: torch-rnn's defaults, what was typed, `auto` resolved;
+    with --resume, the run's own config with only the typed flags changed."""
+    from ..core.options import defaults, typed_options
+    from ..training import TrainConfig, resume_config
     from ..training.auto import resolve_auto
-    from ..training.trainer import TrainConfig, resume_config
 
     if args.gpu_backend != "cuda":
         raise ConfigError(f"--gpu_backend {args.gpu_backend}: only cuda is supported; use --device")
-    budget = parse_duration(args.time_budget) if args.time_budget else None
-    options = {k: getattr(args, k) for k in TRAIN_OPTIONS}
-    options["time_budget"] = budget
+    typed = typed_options(args, TrainConfig)
     if args.resume:
-        overrides = {k: options[k] for k in (explicit or set()) if k in options and options[k] != "auto"}
-        if budget is not None:
-            overrides["time_budget"] = budget
-        return resume_config(args.resume, overrides)
+        return resume_config(args.resume, {k: v for k, v in typed.items() if v != "auto"})
+    options = {**defaults(TrainConfig), **typed}
     if args.text:
-        if args.input_h5 or args.input_json:
+        if options["input_h5"] or options["input_json"]:
             raise ConfigError("give either a text file or --input_h5/--input_json, not both")
         options["input_txt"] = args.text
     return resolve_auto(TrainConfig, options)
-
-
-def _explicit_flags(argv: list[str]) -> set[str]:
-    names = set()
-    for a in argv:
-        if a.startswith("-"):
-            names.add(a.lstrip("-").split("=", 1)[0].replace("-", "_"))
-    return names
 
 
 def run_train(args) -> int:
@@ -157,7 +88,7 @@ def run_train(args) -> int:
     from ..core.interrupt import StopNow, exit_code, signal_name
     from ..training.trainer import train
 
-    cfg = train_config_from_args(args, _explicit_flags(sys.argv[1:]))
+    cfg = train_config_from_args(args)
     try:
         result = train(cfg)
     except StopNow as e:  # a second Ctrl-C or SIGTERM: the checkpoints already written are whole

@@ -10,7 +10,6 @@ import torch.nn as nn
 from ..errors import ConfigError
 
 MODEL_TYPES = ("lstm", "gru", "rnn")
-State = "torch.Tensor | tuple[torch.Tensor, torch.Tensor] | None"
 
 
 @dataclass

@@ -13,14 +13,14 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from ..core.options import fields_where
 from ..errors import InputFileError
+from ..training.config import TrainConfig
 from .metrics import METRICS_FILE, read_metrics
 
-# Options that name files or change only what is printed: never "the difference" between runs.
-NOT_COMPARED = {
-    "checkpoint_name", "input_h5", "input_json", "input_txt", "init_from", "force", "quiet", "progress",
-    "print_every", "tensorboard", "speed_benchmark", "memory_benchmark", "auto_choice", "threads", "reset_iterations",
-}
+# Options that name files or change only what is printed are never "the difference" between
+# runs: TrainConfig's fields declared with compared=False.
+NOT_COMPARED = set(fields_where(TrainConfig, "compared", False))
 
 
 @dataclass

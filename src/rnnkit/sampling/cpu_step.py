@@ -16,8 +16,6 @@ checks the probabilities against the torch model's on both kinds of products.
 
 from __future__ import annotations
 
-import ctypes
-import glob
 import os
 import sys
 import threading
@@ -26,6 +24,7 @@ from dataclasses import dataclass
 
 import numpy as np
 import torch
+from threadpoolctl import threadpool_limits
 
 from ..model.language_model import LanguageModel
 
@@ -89,8 +88,8 @@ class CpuLM:
 
     @staticmethod
     def key(model: LanguageModel) -> tuple:
-        """Changes whenever a weight does (in-place updates bump a tensor's version)."""
-        return tuple((t.data_ptr(), t._version) for t in model.state_dict(keep_vars=True).values())
+        """Changes whenever a weight does."""
+        return tuple((t.data_ptr(), tensor_version(t)) for t in model.state_dict(keep_vars=True).values())
 
 
 class CpuStreams:
@@ -208,6 +207,24 @@ class Products:
     head: NumpyProduct | OneDnnProduct
 
 
+def tensor_version(t: torch.Tensor) -> object:
+    """PyTorch's private in-place update counter, which tells cheaply that a weight changed.
+    Where a PyTorch lacks it, a new object each time: the weights are rearranged on every
+    generation (slower, never stale), and that is said once."""
+    global _version_note_shown
+    try:
+        return t._version
+    except AttributeError:
+        if not _version_note_shown:
+            _version_note_shown = True
+            print("note: this PyTorch has no tensor version counter; sampling rearranges the weights on every call",
+                  file=sys.stderr, flush=True)
+        return object()
+
+
+_version_note_shown = False
+
+
 def onednn_works() -> bool:
     """oneDNN's packed products exist in this PyTorch build and agree with NumPy's (checked once)."""
     global _onednn_ok
@@ -260,27 +277,7 @@ def _f32(a: np.ndarray) -> np.ndarray:
 MIN_STREAMS_FOR_THREADS = 8
 _lock = threading.Lock()
 _holders = 0
-_saved: int | None = None
-
-
-def _openblas():
-    """(get, set) for the number of threads of the OpenBLAS inside NumPy's wheel, or None."""
-    here = os.path.dirname(np.__file__)
-    for path in glob.glob(os.path.join(here, "..", "numpy.libs", "*openblas*")) + glob.glob(os.path.join(here, ".dylibs", "*openblas*")):
-        try:
-            lib = ctypes.CDLL(path)
-        except OSError:
-            continue
-        for prefix in ("scipy_openblas", "openblas"):
-            for suffix in ("64_", ""):
-                get = getattr(lib, f"{prefix}_get_num_threads{suffix}", None)
-                put = getattr(lib, f"{prefix}_set_num_threads{suffix}", None)
-                if get is not None and put is not None:
-                    return get, put
-    return None
-
-
-_BLAS = _openblas()
+_limiter = None  # threadpoolctl's limit while some generation holds BLAS to one thread
 
 
 def machine_is_idle() -> bool:
@@ -298,21 +295,20 @@ def torch_threads_for(streams: int) -> int:
 
 @contextmanager
 def blas_threads_for(streams: int):
-    """OpenBLAS at one thread while the block runs, unless sharing pays (see above)."""
-    global _holders, _saved
-    if _BLAS is None or (streams >= MIN_STREAMS_FOR_THREADS and machine_is_idle()):
+    """NumPy's BLAS at one thread while the block runs, unless sharing pays (see above)."""
+    global _holders, _limiter
+    if streams >= MIN_STREAMS_FOR_THREADS and machine_is_idle():
         yield
         return
-    get, put = _BLAS
     with _lock:  # generations may run in several threads (rnnkit serve): the last one out restores
         if _holders == 0:
-            _saved = get()
-            put(1)
+            _limiter = threadpool_limits(limits=1, user_api="blas")
         _holders += 1
     try:
         yield
     finally:
         with _lock:
             _holders -= 1
-            if _holders == 0 and _saved is not None:
-                put(_saved)
+            if _holders == 0 and _limiter is not None:
+                _limiter.restore_original_limits()
+                _limiter = None

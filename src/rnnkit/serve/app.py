@@ -141,15 +141,6 @@ def create_app(generator: Generator, token: str | None = None, **limits: Any) ->
             headers={"Cache-Control": "no-cache", "X-Accel-Buffering": "no"},
         )
 
-    async def api_error(request: Request, exc: ApiError) -> Response:
-        return exc.response()
-
-    async def http_error(request: Request, exc: HTTPException) -> Response:
-        return JSONResponse({"error": str(exc.detail)}, status_code=exc.status_code, headers=exc.headers)
-
-    async def internal_error(request: Request, exc: Exception) -> Response:
-        return JSONResponse({"error": f"internal error: {type(exc).__name__}"}, status_code=500)
-
     routes = [
         Route("/", index),
         Route("/health", health),
@@ -157,9 +148,21 @@ def create_app(generator: Generator, token: str | None = None, **limits: Any) ->
         Route("/generate", generate, methods=["POST"]),
         Route("/generate/stream", generate_stream, methods=["POST"]),
     ]
-    handlers = {ApiError: api_error, HTTPException: http_error, Exception: internal_error}
+    handlers = {ApiError: _api_error, HTTPException: _http_error, Exception: _internal_error}
     middleware = [] if token is None else [Middleware(BearerToken, token=token)]
     return Starlette(routes=routes, exception_handlers=handlers, middleware=middleware)
+
+
+async def _api_error(request: Request, exc: ApiError) -> Response:
+    return exc.response()
+
+
+async def _http_error(request: Request, exc: HTTPException) -> Response:
+    return JSONResponse({"error": str(exc.detail)}, status_code=exc.status_code, headers=exc.headers)
+
+
+async def _internal_error(request: Request, exc: Exception) -> Response:
+    return JSONResponse({"error": f"internal error: {type(exc).__name__}"}, status_code=500)
 
 
 # ---- the token -----------------------------------------------------------------------------
@@ -351,41 +354,12 @@ async def sse_events(generator: Generator, opts: SampleOptions, lease: Lease) ->
     mode across its yields, so it must not hop between pool threads from piece to piece.
     The thread frees the lease when it ends, so the limit counts generations still computing.
     """
-    loop = asyncio.get_running_loop()
     queue: asyncio.Queue = asyncio.Queue()
     stop = threading.Event()
-
-    def hand_over(item) -> None:
-        try:
-            loop.call_soon_threadsafe(queue.put_nowait, item)
-        except RuntimeError:  # the loop is gone: the server is shutting down
-            stop.set()
-
-    def produce() -> None:
-        pieces = generator.stream(opts)
-        end: object = _DONE
-        try:
-            for piece in pieces:
-                hand_over(piece)
-                if stop.is_set():
-                    break
-        except RnnkitError as e:
-            end = e
-        except Exception as e:
-            log.exception("generation failed")
-            end = e
-        finally:
-            pieces.close()
-            hand_over(end)
-            try:
-                loop.call_soon_threadsafe(lease.release)
-            except RuntimeError:
-                pass
-
+    handoff = _Handoff(asyncio.get_running_loop(), queue, stop)
     lease.thread_started = True
-    threading.Thread(target=produce, name="rnnkit-stream", daemon=True).start()
-    chars = 0
-    pending = None
+    threading.Thread(target=_produce, args=(generator, opts, lease, handoff), name="rnnkit-stream", daemon=True).start()
+    chars, pending = 0, None
     try:
         while True:
             item = pending if pending is not None else await queue.get()
@@ -393,22 +367,11 @@ async def sse_events(generator: Generator, opts: SampleOptions, lease: Lease) ->
             if item is _DONE:
                 yield sse({"chars": chars}, "done")
                 return
-            if isinstance(item, RnnkitError):
-                yield sse({"error": str(item)}, "error")
-                return
             if isinstance(item, Exception):
-                yield sse({"error": f"internal error: {type(item).__name__}"}, "error")
+                message = str(item) if isinstance(item, RnnkitError) else f"internal error: {type(item).__name__}"
+                yield sse({"error": message}, "error")
                 return
-            # A fast sampler outruns the network and the browser: send what has piled up
-            # as one event rather than one event per character.
-            pieces = [item]
-            while not queue.empty() and len(pieces) < 4096:
-                nxt = queue.get_nowait()
-                if not isinstance(nxt, str):
-                    pending = nxt
-                    break
-                pieces.append(nxt)
-            text = "".join(pieces)
+            text, pending = _piled_up(queue, item)
             chars += len(text)
             yield sse({"text": text})
     finally:
@@ -499,3 +462,56 @@ def _is_loopback(host: str) -> bool:
         return ipaddress.ip_address(host).is_loopback
     except ValueError:
         return False
+
+
+@dataclass
+class _Handoff:
+    """Puts items on the event loop's queue from the generating thread."""
+
+    loop: asyncio.AbstractEventLoop
+    queue: asyncio.Queue
+    stop: threading.Event
+
+    def put(self, item) -> None:
+        try:
+            self.loop.call_soon_threadsafe(self.queue.put_nowait, item)
+        except RuntimeError:  # the loop is gone: the server is shutting down
+            self.stop.set()
+
+    def call(self, fn) -> None:
+        try:
+            self.loop.call_soon_threadsafe(fn)
+        except RuntimeError:
+            pass
+
+
+def _produce(generator: Generator, opts: SampleOptions, lease: Lease, handoff: _Handoff) -> None:
+    """The generating thread: every piece, then the end marker (or the error); then it frees the lease."""
+    pieces = generator.stream(opts)
+    end: object = _DONE
+    try:
+        for piece in pieces:
+            handoff.put(piece)
+            if handoff.stop.is_set():
+                break
+    except RnnkitError as e:
+        end = e
+    except Exception as e:
+        log.exception("generation failed")
+        end = e
+    finally:
+        pieces.close()
+        handoff.put(end)
+        handoff.call(lease.release)
+
+
+def _piled_up(queue: asyncio.Queue, first: str) -> tuple[str, object | None]:
+    """`first` and the pieces that piled up behind it, as one text (a fast sampler outruns the
+    network and the browser); and the first non-text item met, to handle next."""
+    pieces = [first]
+    while not queue.empty() and len(pieces) < 4096:
+        nxt = queue.get_nowait()
+        if not isinstance(nxt, str):
+            return "".join(pieces), nxt
+        pieces.append(nxt)
+    return "".join(pieces), None

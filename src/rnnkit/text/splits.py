@@ -32,7 +32,7 @@ def open_split(h5_path: str | Path, name: str) -> np.ndarray:
         dset = _split(f, h5_path, name)
         offset = dset.id.get_offset()
         if offset is not None and dset.chunks is None and dset.compression is None and dset.size > 0:
-            return np.memmap(h5_path, mode="r", dtype=dset.dtype, offset=offset, shape=dset.shape)
+            return map_read_only(h5_path, dset.dtype, offset, dset.size)
         return dset[()]
 
 
@@ -144,12 +144,24 @@ class Lanes:
         return x, y
 
 
+def map_read_only(path: Path, dtype: np.dtype, offset: int, count: int) -> np.ndarray:
+    """`count` items at `offset` in the file, as a read-only array over a memory map of it."""
+    with open(path, "rb") as f:
+        mapping = mmap.mmap(f.fileno(), 0, access=mmap.ACCESS_READ)  # stays valid once f is closed
+    return np.frombuffer(mapping, dtype=dtype, count=count, offset=offset)
+
+
+def mapping_of(data: np.ndarray) -> mmap.mmap | None:
+    """The read-only memory map under an array from map_read_only, or None."""
+    base = data.base
+    return base.obj if isinstance(base, memoryview) and isinstance(base.obj, mmap.mmap) else None
+
+
 def release_pages(data: np.ndarray) -> None:
-    """Drop a read-only memmap's pages from this process's resident set; they stay in the
-    OS page cache, so reading them again is cheap. A no-op for arrays in memory (and for
-    writable maps, whose pages may hold changes)."""
-    mapping = getattr(data, "_mmap", None)
-    if mapping is not None and getattr(data, "mode", None) == "r" and hasattr(mmap, "MADV_DONTNEED"):
+    """Drop a mapped split's pages from this process's resident set; they stay in the OS page
+    cache, so reading them again is cheap. A no-op for arrays in memory."""
+    mapping = mapping_of(data)
+    if mapping is not None and hasattr(mmap, "MADV_DONTNEED"):
         mapping.madvise(mmap.MADV_DONTNEED)
 
 

@@ -36,7 +36,10 @@ from __future__ import annotations
 
 import sys
 
-AUTO_FIELDS = ("rnn_size", "num_layers", "batch_size", "seq_length", "learning_rate", "dropout", "weight_decay")
+from ..core.options import fields_where
+from .config import TrainConfig
+
+AUTO_FIELDS = fields_where(TrainConfig, "auto")  # the settings that accept `auto`
 # (train tokens up to, rnn_size): the torch-rnn community's rule of thumb
 SIZE_TABLE = ((300_000, 128), (1_500_000, 256), (3_000_000, 384), (float("inf"), 512))
 # characters/s that (one thread, two threads) train 2 layers of this width at batch 12-16 x 64

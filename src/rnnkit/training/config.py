@@ -3,57 +3,66 @@
 from __future__ import annotations
 
 import os
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass
 from pathlib import Path
 
+from ..core.options import option, parse_duration, torch_bool
 from ..errors import ConfigError
 
 
 @dataclass
 class TrainConfig:
+    """Every setting of `rnnkit train`; each field also makes its flag (core/options.py)."""
+
     # data (torch-rnn names)
-    input_h5: str | None = None
-    input_json: str | None = None
-    input_txt: list[str] | None = None  # raw text, preprocessed into the run folder first
-    batch_size: int = 50
-    seq_length: int = 50
+    input_h5: str | None = option(None, group="data", compared=False)
+    input_json: str | None = option(None, group="data", compared=False)
+    input_txt: list[str] | None = option(None, flag=False, compared=False)  # raw text, preprocessed into the run folder first
+    batch_size: int = option(50, parse=int, auto=True, group="data")
+    seq_length: int = option(50, parse=int, auto=True, group="data")
     # model
-    model_type: str = "lstm"
-    wordvec_size: int = 64
-    rnn_size: int = 128
-    num_layers: int = 2
-    dropout: float = 0.0
-    batchnorm: bool = False
+    init_from: str | None = option(None, "checkpoint to continue training from", group="model", compared=False)
+    reset_iterations: bool = option(True, "1: restart the iteration counter (torch-rnn's default)",
+                                    parse=torch_bool, group="model", compared=False)
+    model_type: str = option("lstm", "lstm, gru or rnn", group="model")
+    wordvec_size: int = option(64, parse=int, group="model")
+    rnn_size: int = option(128, "hidden units, or auto", parse=int, auto=True, group="model")
+    num_layers: int = option(2, "layers, or auto", parse=int, auto=True, group="model")
+    dropout: float = option(0.0, "or auto (more when the budget repeats the corpus)", parse=float, auto=True, group="model")
+    batchnorm: bool = option(False, parse=torch_bool, group="model")
     # optimization
-    max_epochs: int = 50
-    max_iters: int | None = None
-    time_budget: float | None = None  # seconds; the learning rate anneals to the budget
-    learning_rate: float = 2e-3
-    grad_clip: float = 5.0
-    lr_decay_every: int = 5
-    lr_decay_factor: float = 0.5
-    weight_decay: float = 0.0
-    early_stopping: int | None = None  # evaluations without improvement before stopping
+    max_epochs: int = option(50, parse=int, group="optimization")
+    max_iters: int | None = option(None, "stop after this many iterations", parse=int, group="optimization")
+    time_budget: float | None = option(None, "train for this long (100s, 15m, 2h) with a schedule that ends on time",
+                                       parse=parse_duration, group="optimization")
+    learning_rate: float = option(2e-3, "or auto (picked with the batch size)", parse=float, auto=True, group="optimization")
+    grad_clip: float = option(5.0, parse=float, group="optimization")
+    lr_decay_every: int = option(5, parse=int, group="optimization")
+    lr_decay_factor: float = option(0.5, parse=float, group="optimization")
+    weight_decay: float = option(0.0, "AdamW's decay of the weight matrices, or auto (0.1 with a time budget)",
+                                 parse=float, auto=True, group="optimization")
+    early_stopping: int | None = option(None, "stop after this many evaluations without a better validation loss",
+                                        parse=int, group="optimization", metavar="PATIENCE")
     # output
-    print_every: int = 1
-    checkpoint_every: int = 1000
-    checkpoint_name: str = "cv/checkpoint"
-    init_from: str | None = None
-    reset_iterations: bool = True
-    force: bool = False
-    quiet: bool = False
-    progress: str = "auto"  # auto | bar | lines | none
-    tensorboard: bool = False  # also write TensorBoard event files into RUN_DIR/tensorboard
-    speed_benchmark: bool = False
-    memory_benchmark: bool = False
+    print_every: int = option(1, parse=int, group="output", compared=False)
+    checkpoint_every: int = option(1000, parse=int, group="output")
+    checkpoint_name: str = option("cv/checkpoint", group="output", compared=False)
+    force: bool = option(False, "overwrite the checkpoints of an earlier run", parse=None, group="output", compared=False)
+    quiet: bool = option(False, parse=None, group="output", compared=False)
+    progress: str = option("auto", group="output", compared=False, choices=["auto", "bar", "lines", "none"])
+    tensorboard: bool = option(False, "also write TensorBoard event files into RUN_DIR/tensorboard", parse=None,
+                               group="output", compared=False)
+    speed_benchmark: bool = option(False, parse=torch_bool, group="output", compared=False)
+    memory_benchmark: bool = option(False, parse=torch_bool, group="output", compared=False)
     # backend
-    device: str = "auto"
-    gpu: int | None = None
-    amp: str = "auto"  # auto | off | bf16 | fp16 (CUDA only); auto: see Trainer._pick_amp
-    seed: int = 123
-    threads: int | None = None
-    fault_iterations: tuple[int, ...] = ()  # tests: poison the loss at these iterations
-    auto_choice: dict = field(default_factory=dict)  # what `auto` sizes resolved to, and why
+    device: str = option("auto", "auto, cpu, cuda, cuda:N or mps", group="backend")
+    gpu: int | None = option(None, "torch-rnn's GPU index; -1 for the CPU", parse=int, group="backend")
+    amp: str = option("auto", "mixed precision: auto (GPU: bf16 where it has it, else fp16; CPU: float32), off, "
+                      "bf16 (~1.7x faster on a CPU with bf16 instructions), fp16 (GPU)", group="backend")
+    seed: int = option(123, parse=int, group="backend")
+    threads: int | None = option(None, "CPU threads (default: PyTorch's choice)", parse=int, group="backend",
+                                 compared=False)
+    auto_choice: dict = option({}, flag=False, compared=False)  # what `auto` sizes resolved to, and why
 
     def __post_init__(self) -> None:
         positive = ("batch_size", "seq_length", "wordvec_size", "rnn_size", "num_layers", "max_epochs", "print_every")
@@ -100,6 +109,4 @@ class TrainConfig:
         return Path(self.checkpoint_name).name
 
     def to_dict(self) -> dict:
-        d = asdict(self)
-        d.pop("fault_iterations")
-        return d
+        return asdict(self)

@@ -1,9 +1,8 @@
-"""The training loop: truncated backprop through time over lanes, checkpoints, resume.
+"""The training loop: truncated backprop through time over lanes, evaluations, checkpoints.
 
-One `Trainer` owns the whole state of a run (model, optimizer, data position, carried
-hidden state, RNG states, loss history), so a checkpoint is everything needed to carry
-on exactly where the run stopped. The update itself is in train_step.py, what a
-checkpoint holds in train_checkpoints.py, the run folder in run_folder.py.
+A `Trainer` builds a TrainState (state.py: everything a checkpoint holds) and a Stepper
+(step.py: one update), then runs the loop; checkpoints.py writes the files and
+run_folder.py prepares the folder and resumes.
 """
 
 from __future__ import annotations
@@ -12,7 +11,7 @@ import math
 import signal
 import sys
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 
 import torch
@@ -30,32 +29,30 @@ from ..core.device import (
 )
 from ..core.interrupt import StopNow, catch_stop_signals, signal_name
 from ..core.progress import Progress
-from ..errors import InputFileError
+from ..errors import InputFileError, RnnkitError
 from ..model.language_model import LanguageModel, ModelConfig, model_from_checkpoint
 from ..runs.metrics import MetricsLog
 from ..text.splits import Lanes, check_ids, fit_lanes, open_split
 from ..text.vocab import Vocab
-from .checkpoints import TrainerCheckpoints
+from .checkpoints import (
+    checkpoint_path,
+    mark_best,
+    run_header,
+    weights_are_finite,
+    write_checkpoint,
+)
 from .config import TrainConfig
-from .optimizer import build_optimizer
-from .run_folder import prepare_run, resume_config, write_config
+from .optimizer import build_optimizer, set_weight_decay
+from .run_folder import prepare_run, write_config
 from .schedule import LRSchedule
 from .schedule import eval_interval as schedule_eval_interval
-from .step import (
-    MAX_CONSECUTIVE_FAULTS,
-    MAX_RECOVERIES,
-    TrainerStep,
-    total_grad_norm,
-    zero_where,
-)
-
-__all__ = [  # the names other modules and tests import from here
-    "AGREE_EVERY", "MAX_CONSECUTIVE_FAULTS", "MAX_RECOVERIES", "SYNC_EACH_STEP", "TrainConfig", "TrainResult",
-    "Trainer", "prepare_run", "resume_config", "total_grad_norm", "train", "zero_where",
-]
+from .state import TrainState, seed_everything
+from .step import Faults, Stepper
 
 AGREE_EVERY = 10  # with several ranks: iterations between agreeing on the clock and on a stop signal
 SYNC_EACH_STEP = ("cpu",)  # devices where reading the loss every step costs nothing
+MAX_CONSECUTIVE_FAULTS = 3  # skipped updates in a row before rolling back to the last checkpoint
+MAX_RECOVERIES = 3
 
 
 @dataclass
@@ -71,94 +68,74 @@ class TrainResult:
     stop_signal: int | None = None  # interrupted: the signal that stopped it (SIGINT, SIGTERM)
 
 
-class Trainer(TrainerStep, TrainerCheckpoints):
+@dataclass
+class Data:
+    train: Lanes
+    val: Lanes | None
+    batch_size: int  # --batch_size, or fewer lanes where the training split is short
+
+
+def open_data(cfg: TrainConfig, vocab: Vocab, device: torch.device, notice) -> Data:
+    """The training and validation lanes of this rank, checked against the vocabulary."""
+    rank, world = dist.rank(), dist.world_size()
+    train = open_split(cfg.input_h5, "train")
+    val = open_split(cfg.input_h5, "val")
+    check_ids(train, vocab, f"{cfg.input_h5} (train split)")
+    check_ids(val, vocab, f"{cfg.input_h5} (val split)")
+    b, t = fit_lanes(len(train), cfg.batch_size, cfg.seq_length, world)
+    if t != cfg.seq_length or b == 0:
+        raise InputFileError(
+            f"the training split has only {len(train)} tokens, less than one sequence of "
+            f"--seq_length {cfg.seq_length} per lane; use a smaller --seq_length (at most "
+            f"{max(1, (len(train) - 1) // world)}) or more text"
+        )
+    if b != cfg.batch_size:
+        notice(f"note: the training split ({len(train)} tokens) is smaller than batch_size x seq_length "
+               f"= {cfg.batch_size} x {cfg.seq_length}; using --batch_size {b}")
+    pin = device.type == "cuda"  # page-locked batches copy to the GPU asynchronously
+    vb, vt = fit_lanes(len(val), b, cfg.seq_length, world)
+    val_lanes = Lanes(val, vb, vt, rank, world, pin=pin) if vb else None
+    if val_lanes is None:
+        notice("note: the validation split is too small to evaluate; raise --val_frac at preprocess to see a validation loss")
+    return Data(Lanes(train, b, cfg.seq_length, rank, world, pin=pin), val_lanes, b)
+
+
+class Trainer:
     def __init__(self, cfg: TrainConfig):
-        self.cfg = cfg
-        self.rank, self.world = dist.rank(), dist.world_size()
+        self.rank = dist.rank()
         self.device = resolve_device(cfg.device, cfg.gpu)
-        if self.device.type == "cuda" and self.world > 1:
+        if self.device.type == "cuda" and dist.world_size() > 1:
             self.device = torch.device("cuda", dist.local_rank())
         if cfg.threads:
             torch.set_num_threads(cfg.threads)
         self.vocab = Vocab.load(cfg.input_json)
-        self._open_data()
-        self.iteration = 0
-        self.best_val: float | None = None
-        self.last_val: float | None = None
-        self.evals_since_best = 0
-        self.lr_scale = 1.0  # halved after each recovery from a numerical fault
-        self.faults = 0
-        self.recoveries = 0
-        self.hidden = None
-        self.last_saved: Path | None = None
-        self.best_path: Path | None = None
-        self.stop_signal: int | None = None  # the first Ctrl-C or SIGTERM
-        self.elapsed_before = 0.0  # training seconds spent before a resume
-
-        init = self._initial_checkpoint()
-        self.model = self._build_model(init)
+        self.data = open_data(cfg, self.vocab, self.device, self.notice)
+        self.cfg = cfg = replace(cfg, batch_size=self.data.batch_size)  # the caller's config is left as it was
+        init = load_checkpoint(cfg.init_from) if cfg.init_from else None
+        model = self._build_model(init)
         # Fused Adam (one kernel) can skip a bad update on the device (`found_inf`), so a
-        # step needs no host sync to decide it; elsewhere step() reads the flag instead.
-        self.fused = self.device.type in ("cpu", "cuda")
+        # step needs no host sync to decide it; elsewhere the step reads the flag instead.
+        fused = self.device.type in ("cpu", "cuda")
         try:
-            self.optimizer = build_optimizer(self.model, cfg.learning_rate, cfg.weight_decay, self.fused)
+            optimizer = build_optimizer(model, cfg.learning_rate, cfg.weight_decay, fused)
         except RuntimeError:  # PyTorch before 2.4 has no fused Adam on the CPU
-            self.fused = False
-            self.optimizer = build_optimizer(self.model, cfg.learning_rate, cfg.weight_decay, False)
-        # faults counted on the device between two settle() calls, which read them
-        self._faults, self._run, self._worst_run = (torch.zeros((), dtype=torch.int64, device=self.device) for _ in range(3))
-        self.ddp_model = dist.wrap(self.model, self.device)
-        self.autocast_dtype = autocast_dtype(cfg.amp, self.device)
-        if self.device.type == "cpu" and self.autocast_dtype is not None:
-            check_cpu_bf16(self.model.config.model_type)
-        if self.device.type == "cpu" and not cfg.quiet:
-            if self.autocast_dtype is not None and not cpu_has_bf16_math():
-                self.notice("note: this CPU has no bfloat16 instructions, so --amp bf16 is emulated and slower than --amp off")
-            elif self.autocast_dtype is None and cfg.amp == "auto" and cpu_has_bf16_math() \
-                    and self.model.config.rnn_size <= CPU_BF16_MAX_RNN_SIZE \
-                    and cpu_bf16_rnn_failure(self.model.config.model_type) is None:
-                self.notice("tip: this CPU does bfloat16 in hardware; --amp bf16 trains about 1.7x faster (README: Training in bfloat16)")
-        # Under autocast PyTorch runs cuDNN's RNN kernel in fp16 whatever the dtype asked for
-        # (aten/src/ATen/cudnn/AutocastRNN.cpp casts to kHalf), so even with bf16 the LSTM's
-        # gradients need loss scaling to stay clear of fp16 underflow.
-        self.scaler = torch.amp.GradScaler("cuda") if self.autocast_dtype is not None and self.device.type == "cuda" else None
-        self.schedule = LRSchedule(cfg, self.train_lanes.num_batches)
+            fused, optimizer = False, build_optimizer(model, cfg.learning_rate, cfg.weight_decay, False)
+        self.state = TrainState(model, optimizer)
+        self.stepper = Stepper(self.state, dist.wrap(model, self.device), self._precision(),
+                               self._scaler(), fused, cfg.grad_clip)
+        self.schedule = LRSchedule(cfg, self.data.train.num_batches)
+        self.last_saved: Path | None = None
+        self.stop_signal: int | None = None  # the first Ctrl-C or SIGTERM
+        self.recoveries = 0
         if init is not None:
             self._restore(init)
         else:
-            self._seed(cfg.seed)
+            seed_everything(cfg.seed)
 
     # ---- setup ------------------------------------------------------------------------
-    def _open_data(self) -> None:
-        cfg = self.cfg
-        train = open_split(cfg.input_h5, "train")
-        self.val_data = open_split(cfg.input_h5, "val")
-        check_ids(train, self.vocab, f"{cfg.input_h5} (train split)")
-        check_ids(self.val_data, self.vocab, f"{cfg.input_h5} (val split)")
-        b, t = fit_lanes(len(train), cfg.batch_size, cfg.seq_length, self.world)
-        if t != cfg.seq_length or b == 0:
-            raise InputFileError(
-                f"the training split has only {len(train)} tokens, less than one sequence of "
-                f"--seq_length {cfg.seq_length} per lane; use a smaller --seq_length (at most "
-                f"{max(1, (len(train) - 1) // self.world)}) or more text"
-            )
-        if b != cfg.batch_size:
-            self.notice(
-                f"note: the training split ({len(train)} tokens) is smaller than batch_size x seq_length "
-                f"= {cfg.batch_size} x {cfg.seq_length}; using --batch_size {b}"
-            )
-            cfg.batch_size = b
-        pin = self.device.type == "cuda"  # page-locked batches copy to the GPU asynchronously
-        self.train_lanes = Lanes(train, cfg.batch_size, cfg.seq_length, self.rank, self.world, pin=pin)
-        vb, vt = fit_lanes(len(self.val_data), cfg.batch_size, cfg.seq_length, self.world)
-        self.val_lanes = Lanes(self.val_data, vb, vt, self.rank, self.world, pin=pin) if vb else None
-        if self.val_lanes is None:
-            self.notice("note: the validation split is too small to evaluate; raise --val_frac at preprocess to see a validation loss")
-
-    def _initial_checkpoint(self):
-        if not self.cfg.init_from:
-            return None
-        return load_checkpoint(self.cfg.init_from)
+    @property
+    def model(self) -> LanguageModel:
+        return self.state.model
 
     def _build_model(self, init) -> LanguageModel:
         cfg = self.cfg
@@ -174,28 +151,64 @@ class Trainer(TrainerStep, TrainerCheckpoints):
         torch.manual_seed(cfg.seed)  # same initial weights for the same seed, whatever else ran first
         return LanguageModel(mc).to(self.device)
 
-    # ---- the loop --------------------------------------------------------------------------
+    def _precision(self) -> torch.dtype | None:
+        """The autocast dtype for --amp; on a CPU, checks that bf16 can run and says when it would help."""
+        cfg, model_config = self.cfg, self.model.config
+        dtype = autocast_dtype(cfg.amp, self.device)
+        if self.device.type != "cpu":
+            return dtype
+        if dtype is not None:
+            check_cpu_bf16(model_config.model_type)
+        if cfg.quiet:
+            return dtype
+        if dtype is not None and not cpu_has_bf16_math():
+            self.notice("note: this CPU has no bfloat16 instructions, so --amp bf16 is emulated and slower than --amp off")
+        elif dtype is None and cfg.amp == "auto" and cpu_has_bf16_math() and model_config.rnn_size <= CPU_BF16_MAX_RNN_SIZE \
+                and cpu_bf16_rnn_failure(model_config.model_type) is None:
+            self.notice("tip: this CPU does bfloat16 in hardware; --amp bf16 trains about 1.7x faster (README: Training in bfloat16)")
+        return dtype
+
+    def _scaler(self) -> torch.amp.GradScaler | None:
+        # Under autocast PyTorch runs cuDNN's RNN kernel in fp16 whatever the dtype asked for
+        # (aten/src/ATen/cudnn/AutocastRNN.cpp casts to kHalf), so even with bf16 the LSTM's
+        # gradients need loss scaling to stay clear of fp16 underflow.
+        on_cuda = self.device.type == "cuda" and autocast_dtype(self.cfg.amp, self.device) is not None
+        return torch.amp.GradScaler("cuda") if on_cuda else None
+
+    def _restore(self, ckpt) -> None:
+        cfg, state = self.cfg, self.state
+        if cfg.reset_iterations:
+            state.load_weights_and_optimizer(ckpt.tensors, ckpt.meta, str(ckpt.path))
+            seed_everything(cfg.seed)
+        else:
+            state.load_state_dict(ckpt.tensors, ckpt.meta, cfg.batch_size, cfg.seed, self.notice, ckpt.path.name)
+        set_weight_decay(state.optimizer, cfg.weight_decay)  # flags given now win over the saved ones
+        for group in state.optimizer.param_groups:
+            group["fused"] = True if self.stepper.fused else None  # the step relies on fused Adam's found_inf
+
+    # ---- what the loop uses --------------------------------------------------------------
     def elapsed(self) -> float:
-        return self.elapsed_before + (time.perf_counter() - self._t0 if hasattr(self, "_t0") else 0.0)
+        return self.state.elapsed_before + (time.perf_counter() - self._t0 if hasattr(self, "_t0") else 0.0)
 
     def total_iterations(self) -> int | None:
         if self.cfg.max_iters is not None:
             return self.cfg.max_iters
         if self.cfg.time_budget is not None:
             return None
-        return self.cfg.max_epochs * self.train_lanes.num_batches
+        return self.cfg.max_epochs * self.data.train.num_batches
 
     @torch.no_grad()
     def evaluate(self) -> float | None:
         """Mean loss per token over the whole validation split (all ranks combined)."""
-        if self.val_lanes is None:
+        lanes = self.data.val
+        if lanes is None:
             return None
         self.model.eval()
         total = torch.zeros(2, dtype=torch.float64, device=self.device)
         hidden = None
-        for i in range(len(self.val_lanes)):
-            x, y = (t.to(self.device, non_blocking=True) for t in self.val_lanes.batch(i))
-            with torch.autocast(self.device.type, dtype=self.autocast_dtype, enabled=self.autocast_dtype is not None):
+        for i in range(len(lanes)):
+            x, y = (t.to(self.device, non_blocking=True) for t in lanes.batch(i))
+            with self.stepper.autocast():
                 logits, hidden = self.model(x, hidden)
             loss = F.cross_entropy(logits.reshape(-1, logits.shape[-1]).float(), y.reshape(-1) - 1, reduction="sum")
             total[0] += loss.double()
@@ -211,97 +224,86 @@ class Trainer(TrainerStep, TrainerCheckpoints):
         if self.rank == 0:
             print(message, file=sys.stderr, flush=True)
 
+    def save(self, val_loss: float | None) -> Path | None:
+        """Write checkpoint NAME_ITER. Rank 0 writes; every rank gets the path (for recovery)."""
+        if not weights_are_finite(self.model):
+            self.notice("warning: weights are not finite; no checkpoint written")
+            return None
+        tensors, meta = self.state.state_dict(self.elapsed())  # every rank: it gathers
+        path = checkpoint_path(self.cfg, self.state.iteration)
+        self.last_saved = path
+        if self.rank == 0:
+            header = run_header(self.cfg, self.vocab, self.state, self.data.train.num_batches)
+            write_checkpoint(path, tensors, {**header, **meta, "val_loss": val_loss}, self.notice)
+        return path
+
     def checkpoint_and_evaluate(self, progress: Progress) -> None:
+        state = self.state
         val = self.evaluate()
         if val is not None and not math.isfinite(val):  # weights are finite (save checks), logits overflowed
-            progress.event(f"warning: the validation loss at iteration {self.iteration} is not finite; recorded as none")
+            progress.event(f"warning: the validation loss at iteration {state.iteration} is not finite; recorded as none")
             val = None
-        self.last_val = val
-        improved = val is not None and (self.best_val is None or val < self.best_val)
+        state.last_val = val
+        improved = val is not None and (state.best_val is None or val < state.best_val)
         if improved:
-            self.best_val, self.evals_since_best = val, 0
+            state.best_val, state.evals_since_best = val, 0
         elif val is not None:
-            self.evals_since_best += 1
+            state.evals_since_best += 1
         path = self.save(val)
         if improved and path is not None:
-            self.mark_best(path)
-        self.metrics_log({"iteration": self.iteration, "epoch": self.iteration / self.train_lanes.num_batches,
+            state.best_checkpoint = path.name
+            if self.rank == 0:
+                mark_best(self.cfg, path)
+        self.metrics_log({"iteration": state.iteration, "epoch": state.iteration / self.data.train.num_batches,
                           "val_loss": val, "checkpoint": path.name if path else None, "time": self.elapsed()})
-        progress.validation(self.iteration, val, path)
+        progress.validation(state.iteration, val, path)
         if self.rank == 0:
             from ..runs.plots import plot_run
 
             plot_run(self.cfg.run_dir)
 
+    def handle_faults(self, progress: Progress, faults: Faults) -> None:
+        """Skipped updates: logged; too many in a row roll back to the last checkpoint at half the
+        learning rate, and too many rollbacks (or none possible) stop the run."""
+        state = self.state
+        state.faults += faults.count
+        where = f"at iteration {state.iteration}" if faults.count == 1 else f"{faults.count} times up to iteration {state.iteration}"
+        progress.event(f"warning: non-finite loss or gradient {where}; update skipped")
+        record = {"iteration": state.iteration, "event": "nonfinite", "lr_scale": state.lr_scale}
+        self.metrics_log(record if faults.count == 1 else {**record, "count": faults.count})
+        if faults.in_a_row < MAX_CONSECUTIVE_FAULTS:
+            return
+        if self.last_saved is None or self.recoveries >= MAX_RECOVERIES:
+            raise RnnkitError(
+                f"training diverged: the loss was not finite {faults.in_a_row} times in a row at iteration "
+                f"{state.iteration}; lower --learning_rate (now {self.cfg.learning_rate * state.lr_scale:g}) or --grad_clip"
+            )
+        ckpt = load_checkpoint(self.last_saved)
+        state.load_weights_and_optimizer(ckpt.tensors, ckpt.meta, str(self.last_saved))
+        state.hidden = None
+        self.recoveries += 1
+        state.lr_scale *= 0.5
+        self.stepper.forget_faults()
+        progress.event(f"restored {self.last_saved.name}; learning rate scaled by {state.lr_scale:g}")
+        self.metrics_log({"iteration": state.iteration, "event": "restored", "checkpoint": self.last_saved.name,
+                          "lr_scale": state.lr_scale})
+
+    def read_loss(self, loss: torch.Tensor, progress: Progress) -> float | None:
+        value, faults = self.stepper.read(loss)
+        if faults.count:
+            self.handle_faults(progress, faults)
+        return value
+
+    # ---- the loop --------------------------------------------------------------------------
     def run(self) -> TrainResult:
         cfg = self.cfg
-        self.metrics = MetricsLog(cfg.run_dir, resume_at=None if cfg.reset_iterations or not cfg.init_from else self.iteration, tensorboard=cfg.tensorboard) if self.rank == 0 else None
-        total = self.total_iterations()
-        progress = Progress(cfg, total, self.train_lanes.num_batches, enabled=self.rank == 0)
-        tokens_per_step = cfg.batch_size * cfg.seq_length * self.world
-        stopped = "finished"
-        eval_interval = schedule_eval_interval(cfg.time_budget) if cfg.time_budget else None
-        # Reading the loss is a host sync: free on the CPU, so done every step there; on a
-        # GPU (or with several ranks) only when logging or checkpointing needs it.
-        sync_each_step = self.device.type in SYNC_EACH_STEP and self.world == 1
-        # Ranks agree on their clock and on a stop signal every step alone, every few with others.
-        agree_every = 1 if self.world == 1 else AGREE_EVERY
+        resume_at = None if cfg.reset_iterations or not cfg.init_from else self.state.iteration
+        self.metrics = MetricsLog(cfg.run_dir, resume_at=resume_at, tensorboard=cfg.tensorboard) if self.rank == 0 else None
+        progress = Progress(cfg, self.total_iterations(), self.data.train.num_batches, enabled=self.rank == 0)
         restore_signals = catch_stop_signals(self._request_stop)
         self._t0 = time.perf_counter()
-        t_window, n_window = time.perf_counter(), 0
-        clock, _ = dist.agree(self.elapsed(), False)
-        last_eval_time, eval_due, loss = clock, False, None
         try:
-            while True:
-                if total is not None and self.iteration >= total:
-                    break
-                if self.iteration % agree_every == 0:
-                    clock, stop = dist.agree(self.elapsed(), self.stop_signal is not None)
-                    if cfg.time_budget is not None and clock >= cfg.time_budget:
-                        stopped = "time_budget"
-                        break
-                    if stop:
-                        stopped = "interrupted"
-                        break
-                    eval_due = eval_interval is not None and clock - last_eval_time >= eval_interval
-                batch_index = self.iteration % self.train_lanes.num_batches
-                if batch_index == 0:
-                    self.hidden = None  # a new epoch starts every lane from its beginning
-                self.iteration += 1
-                lr = self.schedule.lr(self.iteration, clock) * self.lr_scale
-                x, y = (t.to(self.device, non_blocking=True) for t in self.train_lanes.batch(batch_index))
-                loss = self.step(x, y, lr)
-                n_window += 1
-                log_due = self.iteration % cfg.print_every == 0 or self.iteration == 1
-                due = eval_due or (cfg.checkpoint_every > 0 and self.iteration % cfg.checkpoint_every == 0)
-                if not (sync_each_step or log_due or due):
-                    progress.tick(self.iteration)
-                    continue
-                loss_value, loss = self.settle(loss, progress), None
-                if loss_value is None:  # skipped as non-finite
-                    continue
-                if log_due:
-                    now = time.perf_counter()
-                    tps = n_window * tokens_per_step / max(now - t_window, 1e-9)
-                    t_window, n_window = now, 0
-                    epoch = self.iteration / self.train_lanes.num_batches
-                    self.metrics_log({"iteration": self.iteration, "epoch": epoch, "train_loss": loss_value, "lr": lr,
-                                      "tokens_per_s": tps, "time": self.elapsed()})
-                    progress.update(self.iteration, epoch, loss_value, tps, self.elapsed())
-                else:
-                    progress.tick(self.iteration)
-                if due:
-                    self.checkpoint_and_evaluate(progress)
-                    last_eval_time, _ = dist.agree(self.elapsed(), False)
-                    eval_due = False
-                    if cfg.early_stopping and self.evals_since_best >= cfg.early_stopping:
-                        stopped = "early_stopping"
-                        progress.event(f"early stopping: no better validation loss in {cfg.early_stopping} evaluations")
-                        break
-            if loss is not None:  # faults since the last read are reported before the last checkpoint
-                self.settle(loss, progress)
-            if self.last_saved is None or checkpoint_iteration(self.last_saved) != self.iteration:
-                self.checkpoint_and_evaluate(progress)
+            stopped = self._loop(progress)
         finally:
             restore_signals()
             progress.close()
@@ -311,12 +313,82 @@ class Trainer(TrainerStep, TrainerCheckpoints):
         if stopped == "interrupted":
             how = "interrupted" if self.stop_signal in (None, signal.SIGINT) else f"stopped by {signal_name(self.stop_signal)}"
             self.notice(f"{how}: saved {self.last_saved}; continue with: rnnkit train --resume {cfg.run_dir}")
+        state = self.state
         return TrainResult(
-            iteration=self.iteration, best_val_loss=self.best_val, last_val_loss=self.last_val,
-            checkpoint=self.last_saved, best_checkpoint=self.best_path, stopped=stopped,
-            tokens_per_second=progress.mean_tokens_per_second(), seconds=seconds,
+            iteration=state.iteration, best_val_loss=state.best_val, last_val_loss=state.last_val,
+            checkpoint=self.last_saved, best_checkpoint=cfg.run_dir / state.best_checkpoint if state.best_checkpoint else None,
+            stopped=stopped, tokens_per_second=progress.mean_tokens_per_second(), seconds=seconds,
             stop_signal=self.stop_signal if stopped == "interrupted" else None,
         )
+
+    def _loop(self, progress: Progress) -> str:
+        """Updates until the iterations, the budget, early stopping or a signal end the run; then
+        the last checkpoint. Returns why it stopped. One function, since the clock, the due
+        evaluation and the loss not yet read are shared by every branch."""
+        cfg, state, lanes = self.cfg, self.state, self.data.train
+        total = self.total_iterations()
+        tokens_per_step = cfg.batch_size * cfg.seq_length * dist.world_size()
+        eval_interval = schedule_eval_interval(cfg.time_budget) if cfg.time_budget else None
+        # Reading the loss is a host sync: free on the CPU, so done every step there; on a
+        # GPU (or with several ranks) only when logging or checkpointing needs it.
+        sync_each_step = self.device.type in SYNC_EACH_STEP and dist.world_size() == 1
+        # Ranks agree on their clock and on a stop signal every step alone, every few with others.
+        agree_every = 1 if dist.world_size() == 1 else AGREE_EVERY
+        t_window, n_window = time.perf_counter(), 0
+        clock, _ = dist.agree(self.elapsed(), False)
+        last_eval_time, eval_due, loss, stopped = clock, False, None, "finished"
+        while total is None or state.iteration < total:
+            if state.iteration % agree_every == 0:
+                clock, stop = dist.agree(self.elapsed(), self.stop_signal is not None)
+                if cfg.time_budget is not None and clock >= cfg.time_budget:
+                    stopped = "time_budget"
+                    break
+                if stop:
+                    stopped = "interrupted"
+                    break
+                eval_due = eval_interval is not None and clock - last_eval_time >= eval_interval
+            batch_index = state.iteration % lanes.num_batches
+            if batch_index == 0:
+                state.hidden = None  # a new epoch starts every lane from its beginning
+            state.iteration += 1
+            lr = self.schedule.lr(state.iteration, clock) * state.lr_scale
+            x, y = (t.to(self.device, non_blocking=True) for t in lanes.batch(batch_index))
+            loss = self.stepper.step(x, y, lr)
+            n_window += 1
+            log_due = state.iteration % cfg.print_every == 0 or state.iteration == 1
+            due = eval_due or (cfg.checkpoint_every > 0 and state.iteration % cfg.checkpoint_every == 0)
+            if not (sync_each_step or log_due or due):
+                progress.tick(state.iteration)
+                continue
+            loss_value, loss = self.read_loss(loss, progress), None
+            if loss_value is None:  # skipped as non-finite
+                continue
+            if log_due:
+                now = time.perf_counter()
+                self._log_step(progress, loss_value, lr, n_window * tokens_per_step / max(now - t_window, 1e-9))
+                t_window, n_window = now, 0
+            else:
+                progress.tick(state.iteration)
+            if due:
+                self.checkpoint_and_evaluate(progress)
+                last_eval_time, _ = dist.agree(self.elapsed(), False)
+                eval_due = False
+                if cfg.early_stopping and state.evals_since_best >= cfg.early_stopping:
+                    progress.event(f"early stopping: no better validation loss in {cfg.early_stopping} evaluations")
+                    stopped = "early_stopping"
+                    break
+        if loss is not None:  # faults since the last read are reported before the last checkpoint
+            self.read_loss(loss, progress)
+        if self.last_saved is None or checkpoint_iteration(self.last_saved) != state.iteration:
+            self.checkpoint_and_evaluate(progress)
+        return stopped
+
+    def _log_step(self, progress: Progress, loss: float, lr: float, tokens_per_s: float) -> None:
+        iteration = self.state.iteration
+        epoch = iteration / self.data.train.num_batches
+        self.metrics_log({"iteration": iteration, "epoch": epoch, "train_loss": loss, "lr": lr,
+                          "tokens_per_s": tokens_per_s, "time": self.elapsed()})
+        progress.update(iteration, epoch, loss, tokens_per_s, self.elapsed())
 
     def _request_stop(self, signum: int, frame) -> None:
         if self.stop_signal is not None:  # a second signal: stop now (checkpoint writes are atomic)
@@ -337,7 +409,7 @@ def train(config: TrainConfig | None = None, **kwargs) -> TrainResult:
         cfg = prepare_run(cfg)
         trainer = Trainer(cfg)
         if dist.rank() == 0:
-            write_config(cfg)
+            write_config(trainer.cfg)
         return trainer.run()
     finally:
         del trainer  # DDP holds the process group: let go of it before the group goes
