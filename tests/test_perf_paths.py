@@ -1,9 +1,9 @@
 """The fast paths of issue 8 behave like the slow ones: NumPy sampling step, Gumbel
-sampling, `auto` sizes, the time budget and its learning-rate schedule."""
+sampling, the time budget and its learning-rate schedule, bf16 and the CPU probes.
+(`auto` sizes: test_auto.py.)"""
 
 from __future__ import annotations
 
-import json
 import os
 from types import SimpleNamespace
 
@@ -17,7 +17,7 @@ from rnnkit.model.language_model import LanguageModel, ModelConfig
 from rnnkit.sampling import cpu_step
 from rnnkit.sampling.generator import Generator, SampleOptions, pick_next_np
 from rnnkit.text.vocab import Vocab
-from rnnkit.training import TrainConfig, auto, train
+from rnnkit.training import TrainConfig, train
 from rnnkit.training.schedule import FLOOR, WARMUP_ITERS, LRSchedule
 
 VOCAB = Vocab.build("abcdefghijklmnop \n.", "char")
@@ -132,53 +132,6 @@ def test_gumbel_sampling_follows_the_softmax():
     assert opts.temperature == 1.0
 
 
-def test_auto_choice_is_recorded_in_config_json(tmp_path, small_corpus):
-    r = run_cli("train", small_corpus, "--checkpoint_name", tmp_path / "run/checkpoint", "--rnn_size", "auto",
-                "--num_layers", "auto", "--batch_size", "auto", "--seq_length", "auto", "--learning_rate", "auto", "--dropout", "auto",
-                "--weight_decay", "auto", "--wordvec_size", "8", "--max_iters", "2", "--progress", "none")
-    assert r.returncode == 0, r.stderr
-    config = json.loads((tmp_path / "run/config.json").read_text())
-    choice = config["auto_choice"]
-    assert set(choice) == set(auto.AUTO_FIELDS) | {"reason"}
-    assert choice["reason"]
-    for key in auto.AUTO_FIELDS:
-        assert config[key] == choice[key]
-    assert "auto:" in r.stderr  # the choice is also shown
-
-
-def test_budget_choices_follow_the_measurements():
-    no_budget = auto.choose(1_000_000, None)
-    assert (no_budget["batch_size"], no_budget["seq_length"], no_budget["learning_rate"], no_budget["weight_decay"]) == (50, 50, 2e-3, 0.0)
-    short = auto.choose(1_000_000, 100.0)  # issue 8's 100 s on tinyshakespeare
-    assert (short["rnn_size"], short["batch_size"], short["learning_rate"], short["dropout"]) == (256, 12, 5e-3, 0.0)
-    long = auto.choose(1_000_000, 900.0)  # 15 minutes go over the corpus ~7 times
-    assert long["rnn_size"] > short["rnn_size"] and long["dropout"] > 0
-    assert auto.choose(80_000, 3600.0)["rnn_size"] == 128  # a small corpus caps the network
-    assert auto.choose(50_000_000, 900.0)["dropout"] == 0.0  # a large one is not repeated
-    assert "budget" in short["reason"] and "passes" in short["reason"]
-    long_bf16 = auto.choose(1_000_000, 900.0, bf16_up_to=512)  # a CPU with bf16: ~1.7x the characters
-    assert long_bf16["rnn_size"] == long["rnn_size"] and "bfloat16" in long_bf16["reason"] and "bfloat16" not in long["reason"]
-    assert auto.chars_per_second(512, 512) == auto.BF16_SPEEDUP * auto.chars_per_second(512)
-    assert auto.chars_per_second(768, 512) == auto.CHARS_PER_SECOND[768][0]  # wider networks train in float32
-
-
-def test_budget_choices_count_a_second_thread():
-    # two threads train ~1.5-2x the characters: 15 minutes afford 2x640, 100 s still 2x256
-    short, long = auto.choose(1_000_000, 100.0, threads=2), auto.choose(1_000_000, 900.0, threads=2)
-    assert (short["rnn_size"], short["dropout"], short["weight_decay"]) == (256, 0.0, 0.1)
-    assert (long["rnn_size"], long["dropout"], long["weight_decay"]) == (640, 0.3, 0.1)
-    assert long["rnn_size"] > auto.choose(1_000_000, 900.0, threads=1)["rnn_size"]
-    assert "two threads" in long["reason"]
-    assert auto.choose(1_000_000, 900.0, threads=16)["rnn_size"] == 640  # more than two count as two
-    assert auto.train_threads({"threads": 1}) == 1
-
-
-def test_explicit_values_are_kept_and_nothing_recorded():
-    cfg = auto.resolve_auto(TrainConfig, {"rnn_size": 64, "num_layers": 2, "batch_size": 10, "seq_length": 20,
-                                          "learning_rate": 0.01})
-    assert (cfg.rnn_size, cfg.batch_size, cfg.learning_rate, cfg.auto_choice) == (64, 10, 0.01, {})
-
-
 def test_time_budget_stops_training_near_the_budget(tmp_path, small_corpus):
     result = train(TrainConfig(input_txt=[str(small_corpus)], checkpoint_name=str(tmp_path / "run/checkpoint"),
                                time_budget=4.0, rnn_size=16, wordvec_size=8, batch_size=4, seq_length=16,
@@ -224,14 +177,6 @@ def test_amp_on_a_cpu_is_float32_unless_bf16_is_asked_for(amp, want):
     from rnnkit.core import device
 
     assert device.autocast_dtype(amp, torch.device("cpu")) is want
-
-
-@pytest.mark.parametrize("amp,has_bf16,bf16_up_to", [("bf16", True, 512), ("bf16", False, 0), ("auto", True, 0)])
-def test_auto_sizes_count_bf16_speed_only_when_it_is_used(monkeypatch, amp, has_bf16, bf16_up_to):
-    from rnnkit.core import device
-
-    monkeypatch.setattr(device, "cpu_has_bf16_math", lambda: has_bf16)
-    assert auto.bf16_widths({"amp": amp, "device": "cpu"}) == bf16_up_to
 
 
 def test_amp_fp16_on_a_cpu_is_a_one_line_error(tmp_path):

@@ -13,17 +13,18 @@ from ..text.stdlib import stdlib_corpus
 
 def demo(run_dir: str = "demo", time_budget: float = 120.0) -> None:
     from ..sampling.generator import Generator, SampleOptions
-    from ..training import TrainConfig, train
+    from ..training import train
+    from .lm import train_config_from_args
+    from .parser import build_parser
 
     run = Path(run_dir)
     run.mkdir(parents=True, exist_ok=True)
     corpus = stdlib_corpus(run / "stdlib.txt")
     print(f"demo corpus: {corpus} ({corpus.stat().st_size:,} bytes of this Python's standard library)")
-    result = train(TrainConfig(
-        input_txt=[str(corpus)], checkpoint_name=str(run / "checkpoint"), time_budget=time_budget,
-        rnn_size=256, num_layers=2, batch_size=32, seq_length=64, print_every=50, checkpoint_every=0,
-        force=True,
-    ))
+    # exactly what `rnnkit train stdlib.txt --time_budget 2m` gives a user: auto sizes for this machine
+    args = build_parser().parse_args(["train", str(corpus), "--checkpoint_name", str(run / "checkpoint"),
+                                      "--time_budget", f"{time_budget}s", "--print_every", "50", "--force"])
+    result = train(train_config_from_args(args))
     print(f"\ntrained {result.iteration} iterations in {result.seconds:.0f}s; best validation loss "
           f"{result.best_val_loss:.3f} nats/char. A sample (temperature 0.8):\n")
     gen = Generator.load(run)

@@ -64,23 +64,27 @@ def _train_parser(sub) -> None:
 
 
 def train_config_from_args(args):
-    """The TrainConfig the flags ask for: torch-rnn's defaults, what was typed, `auto` resolved;
-    with --resume, the run's own config with only the typed flags changed."""
-    from ..core.options import defaults, typed_options
+    """The TrainConfig the flags ask for: torch-rnn's defaults and what was typed; under a time
+    budget every model, batch and regularization setting not typed is `auto` (chosen once the
+    data and this machine are measured). With --resume, the run's own config with only the
+    typed flags changed."""
+    from ..core.options import AUTO, defaults, typed_options
     from ..training import TrainConfig, resume_config
-    from ..training.auto import resolve_auto
+    from ..training.auto import AUTO_FIELDS
 
     if args.gpu_backend != "cuda":
         raise ConfigError(f"--gpu_backend {args.gpu_backend}: only cuda is supported; use --device")
     typed = typed_options(args, TrainConfig)
     if args.resume:
-        return resume_config(args.resume, {k: v for k, v in typed.items() if v != "auto"})
+        return resume_config(args.resume, {k: v for k, v in typed.items() if v != AUTO})
     options = {**defaults(TrainConfig), **typed}
+    if options["time_budget"] is not None:
+        options.update({k: AUTO for k in AUTO_FIELDS if k not in typed})
     if args.text:
         if options["input_h5"] or options["input_json"]:
             raise ConfigError("give either a text file or --input_h5/--input_json, not both")
         options["input_txt"] = args.text
-    return resolve_auto(TrainConfig, options)
+    return TrainConfig(**options)
 
 
 def run_train(args) -> int:

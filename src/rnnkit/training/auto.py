@@ -1,148 +1,184 @@
-"""`auto` for --rnn_size, --num_layers, --batch_size, --seq_length, --learning_rate, --dropout,
---weight_decay.
+"""`auto`: the model, batch and regularization settings for this corpus, budget and machine.
 
-Without a time budget the size follows the corpus, as torch-rnn users advised each
-other (1 MB -> 2x128 ... 6 MB -> 2x400), with torch-rnn's batch 50 x 50 and lr 2e-3.
+Without a time budget the size follows the corpus, as torch-rnn users advised each other
+(1 MB -> 2x128 ... 6 MB -> 2x400), with torch-rnn's batch 50 x 50 and learning rate 2e-3.
 
-With --time_budget the compute decides. A CPU trains a given width at a nearly fixed
-number of characters per second whatever the batch, so a budget is a number of
-characters. Measured on tinyshakespeare (1.0M training characters, one thread, CPU
-clock; README "Performance"), val loss in nats/char:
-  100 s, 2x256: batch 16 / 12 / 8 at lr 3e-3  -> 1.525 / 1.512 / 1.498
-  100 s, 2x256, batch 12: lr 2e-3 / 3e-3 / 5e-3 / 7e-3 -> 1.546 / 1.512 / 1.487-1.495 / 1.490
-  100 s, batch 12, lr 5e-3: 2x384 -> 1.507 (2x256: 1.487-1.495)
-  15 min, batch 16: 2x384 no dropout -> best 1.483, then overfits to 1.576;
-                    2x512 dropout 0.1, lr 2e-3 -> 1.427; dropout 0.25, lr 3e-3 -> 1.413
-  100 s, 2x256 in bf16 (~5 passes, two threads, wall clock): dropout 0.1 / 0 -> 1.484 / 1.466
-  15 min, two threads, wall clock: 2x512 (~13 passes), float32 dropout 0.25 -> 1.4387 (1.4195
-    on a partly loaded machine); bf16 dropout 0.25 / 0.3 / 0.4 -> 1.423 / 1.439 / 1.432;
-    2x640 (~7 passes) dropout 0.3 / 0.4 -> 1.4146 / 1.4196; dropout 0.3, seeds 123 / 1 / 7 ->
-    1.409 / 1.413 / 1.428, and with AdamW weight decay 0.1 on the matrices as well 1.387 /
-    1.391 / 1.399 (seeds 2 and 3: 1.392)
-  100 s, two threads, 2x256 (auto), seeds 123 / 1: no weight decay 1.475 / 1.470, 0.1 -> 1.453 / 1.454
-With --amp bf16 on a CPU that has bf16 instructions (widths up to 512; core/device.py) a step
-is ~1.7x faster, so the same budget trains on 1.7x the characters. A second thread trains
-1.5-2x the characters (table below); more threads were not measured and count as two.
-So: the widest network that still sees ~1.45 characters per weight in the budget, many
-small batches at a high learning rate (annealed to the end of the budget, schedule.py)
-with AdamW weight decay 0.1, and dropout 0.3 once the budget goes over the corpus more than
-6 times. The network is also kept below ~6 weights per training character (char-rnn's
-advice: parameters of the order of the data), since beyond that it mostly memorizes. At
-100 s on two threads 2x384 would see 1.3 characters per weight and 2x256 is chosen; at 15
-minutes 2x640 sees 1.6.
+With --time_budget the compute decides. A machine trains a given network at a nearly fixed
+number of characters per second whatever the batch, so a budget is a number of characters,
+and how many is measured at start-up (probe.py). The choice is then the largest network
+that the budget shows enough characters per weight and that holds no more weights than a
+few per training character (char-rnn's advice: parameters of the order of the data), with
+many small batches at a high learning rate (annealed to the end of the budget), AdamW weight
+decay, dropout once the budget repeats the corpus, and early stopping with frequent
+evaluations when it repeats it many times. docs/auto.md has the measurements behind it.
 """
 
 from __future__ import annotations
 
+import dataclasses
 import sys
+import time
+from typing import Callable
 
+from ..core import distributed as dist
 from ..core.options import fields_where
 from .config import TrainConfig
 
 AUTO_FIELDS = fields_where(TrainConfig, "auto")  # the settings that accept `auto`
-# (train tokens up to, rnn_size): the torch-rnn community's rule of thumb
+# (train tokens up to, rnn_size): the torch-rnn community's rule of thumb, without a budget
 SIZE_TABLE = ((300_000, 128), (1_500_000, 256), (3_000_000, 384), (float("inf"), 512))
-# characters/s that (one thread, two threads) train 2 layers of this width at batch 12-16 x 64
-# (2-core AMD EPYC, torch 2.13 CPU); a faster machine only makes the choice cautious
-CHARS_PER_SECOND = {128: (93_000, 89_000), 192: (38_000, 59_000), 256: (26_000, 42_000), 384: (15_000, 24_000),
-                    512: (8_200, 15_000), 640: (5_600, 9_000), 768: (4_000, 6_600)}
-BF16_SPEEDUP = 1.7  # 1.64-1.77x measured at widths 128-512, one thread, Zen 5
+# (layers, width) from small to large; one layer only where data is too small for two
+SHAPES = ((1, 16), (1, 24), (1, 32), (1, 48), (2, 48), (2, 64), (2, 96), (2, 128), (2, 192), (2, 256),
+          (2, 384), (2, 512), (2, 640), (2, 768), (2, 1024))
 CHARS_PER_WEIGHT = 1.45  # the budget must show the network this many characters per weight
 WEIGHTS_PER_CHAR = 6.0  # and the network holds at most this many weights per training character
-WEIGHT_DECAY = 0.1  # AdamW's, under any budget: 100 s 1.470-1.475 -> 1.453-1.454, 15 min ~0.02 lower too
+WEIGHT_DECAY = 0.1  # AdamW's, under any budget
+PROBE_SHARE = 0.05  # at most this share of the budget goes to measuring speeds
+EVAL_PASSES = 2  # with many passes: evaluate (and checkpoint) every this many passes ...
+PATIENCE = 4  # ... and stop after this many evaluations without a better validation loss
 WORDVEC = 64
 
 
-def lstm_weights(rnn_size: int, layers: int = 2) -> int:
-    h = rnn_size
-    return 4 * h * (WORDVEC + h) + (layers - 1) * 8 * h * h + layers * 8 * h
+def network_weights(layers: int, width: int, vocab_size: int = 0) -> int:
+    """LSTM weights, with the embedding and the output layer of this vocabulary."""
+    h = width
+    rnn = 4 * h * (WORDVEC + h) + (layers - 1) * 8 * h * h + layers * 8 * h
+    return rnn + vocab_size * (WORDVEC + h + 1)
 
 
-def chars_per_second(rnn_size: int, bf16_up_to: int = 0, threads: int = 1) -> float:
-    """Training characters/s at this width; bf16_up_to: widths trained in bf16."""
-    rate = CHARS_PER_SECOND[rnn_size][1 if threads >= 2 else 0]
-    return rate * (BF16_SPEEDUP if rnn_size <= bf16_up_to else 1.0)
+def choose_without_budget(train_tokens: int) -> dict:
+    size = next(size for limit, size in SIZE_TABLE if train_tokens <= limit)
+    return {"rnn_size": size, "num_layers": 2, "batch_size": 50, "seq_length": 50, "learning_rate": 2e-3,
+            "dropout": 0.0, "weight_decay": 0.0, "early_stopping": None, "checkpoint_every": 1000,
+            "reason": f"{train_tokens:,} training tokens -> {size} units (torch-rnn's rule of thumb); "
+                      "torch-rnn's batch 50 x 50, learning rate 2e-3"}
 
 
-def choose(train_tokens: int, time_budget: float | None, bf16_up_to: int = 0, threads: int = 1) -> dict:
-    if time_budget is None:
-        size = next(size for limit, size in SIZE_TABLE if train_tokens <= limit)
-        return {"rnn_size": size, "num_layers": 2, "batch_size": 50, "seq_length": 50, "learning_rate": 2e-3,
-                "dropout": 0.0, "weight_decay": 0.0, "reason": f"{train_tokens:,} training tokens -> {size} units (torch-rnn's rule of "
-                                          "thumb); torch-rnn's batch 50 x 50, learning rate 2e-3"}
-    fits = [h for h in CHARS_PER_SECOND if time_budget * chars_per_second(h, bf16_up_to, threads) >= CHARS_PER_WEIGHT * lstm_weights(h)
-            and lstm_weights(h) <= WEIGHTS_PER_CHAR * train_tokens]
-    size = max(fits, default=min(CHARS_PER_SECOND))
-    seen = time_budget * chars_per_second(size, bf16_up_to, threads)  # characters the budget trains on
-    epochs = seen / max(1, train_tokens)
+def largest_shape(train_tokens: int, budget: float, vocab_size: int, speed: Callable[[int, int], float]) -> tuple[int, int, float]:
+    """(layers, width, characters/s) of the largest shape that fits the data and the budget;
+    `speed` tells a shape's characters/s. Shapes are tried small to large."""
+    chosen = None
+    for layers, width in SHAPES:
+        weights = network_weights(layers, width, vocab_size)
+        if chosen is not None and weights > WEIGHTS_PER_CHAR * train_tokens:
+            break
+        rate = speed(layers, width)
+        if chosen is not None and budget * rate < CHARS_PER_WEIGHT * weights:
+            break
+        chosen = (layers, width, rate)
+    return chosen
+
+
+def choose(train_tokens: int, budget: float, vocab_size: int, speed: Callable[[int, int], float],
+           machine: str = "") -> dict:
+    layers, width, rate = largest_shape(train_tokens, budget, vocab_size, speed)
+    seen = budget * rate  # characters the budget trains on
+    passes = seen / max(1, train_tokens)
     batch = 12 if seen <= 5e6 else 16 if seen <= 5e7 else 32
-    lr = 5e-3 if size <= 256 else 3e-3
-    dropout = 0.0 if epochs <= 6 else 0.3
-    on = "one thread" if threads < 2 else "two threads" if threads == 2 else f"{threads} threads (counted as two)"
-    reason = (f"a {time_budget:g} s budget on {on} trains ~{seen / 1e6:.1f}M characters ({epochs:.1f} passes over "
-              f"{train_tokens:,} training tokens); 2x{size} is the widest network shown >= {CHARS_PER_WEIGHT:g} characters "
-              f"per weight with <= {WEIGHTS_PER_CHAR:g} weights per training character; batch {batch} x 64 at learning rate {lr:g}, "
-              f"weight decay {WEIGHT_DECAY:g}"
-              + (f"; dropout {dropout:g} against overfitting" if dropout else "")
-              + ("; bfloat16 on this CPU" if size <= bf16_up_to else ""))
-    return {"rnn_size": size, "num_layers": 2, "batch_size": batch, "seq_length": 64, "learning_rate": lr,
-            "dropout": dropout, "weight_decay": WEIGHT_DECAY, "reason": reason}
+    seq = 64
+    lr = 5e-3 if width <= 256 else 3e-3
+    dropout = 0.0 if passes <= 6 else 0.3 if passes <= 50 else 0.5
+    many = passes > 8 * EVAL_PASSES  # enough passes that overfitting, not the budget, ends the useful part
+    per_pass = max(1, train_tokens // (batch * seq))
+    choice = {"rnn_size": width, "num_layers": layers, "batch_size": batch, "seq_length": seq, "learning_rate": lr,
+              "dropout": dropout, "weight_decay": WEIGHT_DECAY,
+              "early_stopping": PATIENCE if many else None,
+              "checkpoint_every": EVAL_PASSES * per_pass if many else 1000}
+    choice["reason"] = (
+        f"{machine}a {budget:g} s budget trains ~{seen / 1e6:.2g}M characters ({passes:.3g} passes over {train_tokens:,} "
+        f"training tokens); {layers}x{width} is the largest network shown >= {CHARS_PER_WEIGHT:g} characters per weight "
+        f"with <= {WEIGHTS_PER_CHAR:g} weights per training character; batch {batch} x {seq} at learning rate {lr:g}, "
+        f"weight decay {WEIGHT_DECAY:g}" + (f", dropout {dropout:g}" if dropout else "")
+        + (f"; evaluated every {EVAL_PASSES} passes, stopping after {PATIENCE} without a better loss" if many else ""))
+    return choice
 
 
-def bf16_widths(options: dict) -> int:
-    """The widest network that --amp bf16 trains faster on this run's device (0: none)."""
-    from ..core.device import CPU_BF16_MAX_RNN_SIZE, cpu_has_bf16_math, resolve_device
-    from ..errors import ConfigError
+class Prober:
+    """Measures shapes on demand within a share of the budget; past it, extrapolates from the
+    largest shape measured by the multiply-adds (conservative: larger networks use the
+    machine better). Remembers what it measured."""
 
-    if options.get("amp") != "bf16" or not cpu_has_bf16_math():
-        return 0
-    try:
-        on_cpu = resolve_device(options.get("device", "auto"), options.get("gpu")).type == "cpu"
-    except ConfigError:  # a bad --device is reported once, by the trainer
-        return 0
-    return CPU_BF16_MAX_RNN_SIZE if on_cpu else 0
+    def __init__(self, cfg: TrainConfig, vocab_size: int, device, autocast_dtype):
+        from .probe import Speeds
+
+        self.cfg, self.vocab_size, self.device, self.autocast_dtype = cfg, vocab_size, device, autocast_dtype
+        self.deadline: float | None = None  # set at the first shape: the threads' probe also warms torch up
+        self.speeds = Speeds(threads=0)
+
+    def pick_threads(self) -> None:
+        import torch
+
+        from .probe import pick_threads
+
+        if self.device.type != "cpu" or self.cfg.threads:
+            self.speeds.threads = self.cfg.threads or torch.get_num_threads()
+            return
+        self.most_threads = torch.get_num_threads()
+        if self.most_threads > 1:
+            self.speeds.threads, self.speeds.thread_note = pick_threads(self.vocab_size, self.cfg.model_type, 128, self.autocast_dtype)
+        else:
+            self.speeds.threads = 1
+
+    def __call__(self, layers: int, width: int) -> float:
+        from .probe import measure
+
+        now = time.perf_counter()
+        if self.deadline is None:
+            self.deadline = now + PROBE_SHARE * self.cfg.time_budget
+        measured = self.speeds.chars_per_second
+        if measured and now > self.deadline:
+            (last_layers, last_width), rate = max(measured.items(), key=lambda kv: self.cost(*kv[0]))
+            return rate * self.cost(last_layers, last_width) / self.cost(layers, width)
+        rate = measure(layers, width, self.vocab_size, self.cfg.model_type, self.device, self.autocast_dtype)
+        measured[(layers, width)] = rate
+        return rate
+
+    def cost(self, layers: int, width: int) -> int:
+        """Multiply-adds per character: the weights that are multiplied (not the embedding's)."""
+        return network_weights(layers, width, self.vocab_size) - self.vocab_size * WORDVEC
 
 
-def train_threads(options: dict) -> int:
-    import torch
+def resolve_auto(cfg: TrainConfig) -> TrainConfig:
+    """The config with every `auto` chosen (on rank 0, shared with the others); the choice and
+    its reason are kept in auto_choice (written to config.json) and shown on stderr."""
+    wanted = cfg.pending_auto()
+    if not wanted:
+        return cfg
+    choice = dist.from_rank0(_choose, cfg)
+    picked = {k: choice[k] for k in wanted}
+    auto_choice = {**picked, "reason": choice["reason"]}
+    if choice.get("threads_tried") and cfg.threads is None:  # measured here, so watched while training
+        picked["threads"] = auto_choice["threads"] = choice["threads"]
+        auto_choice["threads_tried"] = choice["threads_tried"]
+    if "probe_seconds" in choice:
+        auto_choice["probe_seconds"] = round(choice["probe_seconds"], 2)
+    if not cfg.quiet and dist.rank() == 0:
+        print(describe_choice(auto_choice), file=sys.stderr, flush=True)
+    return dataclasses.replace(cfg, **picked, auto_choice=auto_choice)
 
-    return options.get("threads") or torch.get_num_threads()
 
-
-def train_tokens_of(options: dict) -> int | None:
+def _choose(cfg: TrainConfig) -> dict:
+    from ..core.device import autocast_dtype, resolve_device
     from ..text.splits import open_split
+    from ..text.vocab import Vocab
 
-    if options.get("input_h5"):
-        return len(open_split(options["input_h5"], "train"))
-    if options.get("input_txt"):
-        from ..text.corpus import input_files
-
-        # bytes are a close enough stand-in for characters here
-        return int(0.8 * sum(f.stat().st_size for f in input_files(options["input_txt"])))
-    return None
-
-
-def resolve_auto(config_class, options: dict):
-    """The config with every `auto` value chosen; the choice and its reason are kept in
-    auto_choice (written to config.json) and shown on stderr."""
-    wanted = [k for k in AUTO_FIELDS if options.get(k) == "auto"]
-    if wanted:
-        tokens = train_tokens_of(options)
-        if tokens is None:
-            from ..errors import ConfigError
-
-            raise ConfigError("auto sizes need the training data: give a text file or --input_h5")
-        picked = choose(tokens, options.get("time_budget"), bf16_widths(options), train_threads(options))
-        for k in wanted:
-            options[k] = picked[k]
-        options["auto_choice"] = {**{k: picked[k] for k in wanted}, "reason": picked["reason"]}
-        from ..core.distributed import rank
-
-        if not options.get("quiet") and rank() == 0:
-            print(describe_choice(options["auto_choice"]), file=sys.stderr, flush=True)
-    return config_class(**options)
+    tokens = len(open_split(cfg.input_h5, "train"))
+    if cfg.time_budget is None:
+        return choose_without_budget(tokens)
+    vocab_size = len(Vocab.load(cfg.input_json))
+    device = resolve_device(cfg.device, cfg.gpu)
+    start = time.perf_counter()
+    prober = Prober(cfg, vocab_size, device, autocast_dtype(cfg.amp, device))
+    prober.pick_threads()
+    machine = f"on {device.type}" + (f" with {prober.speeds.thread_note}" if prober.speeds.thread_note else "") + ", "
+    choice = choose(tokens, cfg.time_budget, vocab_size, prober, machine)
+    choice.update(threads=prober.speeds.threads, probe_seconds=time.perf_counter() - start)
+    if prober.speeds.thread_note:
+        choice["threads_tried"] = sorted({prober.most_threads, 1}, reverse=True)
+    return choice
 
 
 def describe_choice(choice: dict) -> str:
-    parts = ", ".join(f"{k} {v:g}" if isinstance(v, float) else f"{k} {v}" for k, v in choice.items() if k != "reason")
+    parts = ", ".join(f"{k} {v:g}" if isinstance(v, float) else f"{k} {v}" for k, v in choice.items()
+                      if k not in ("reason", "probe_seconds", "threads_tried"))
     return f"auto: {parts} ({choice['reason']})"

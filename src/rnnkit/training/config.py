@@ -6,7 +6,7 @@ import os
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
-from ..core.options import option, parse_duration, torch_bool
+from ..core.options import AUTO, fields_where, option, parse_duration, torch_bool
 from ..errors import ConfigError
 
 
@@ -41,11 +41,12 @@ class TrainConfig:
     lr_decay_factor: float = option(0.5, parse=float, group="optimization")
     weight_decay: float = option(0.0, "AdamW's decay of the weight matrices, or auto (0.1 with a time budget)",
                                  parse=float, auto=True, group="optimization")
-    early_stopping: int | None = option(None, "stop after this many evaluations without a better validation loss",
-                                        parse=int, group="optimization", metavar="PATIENCE")
+    early_stopping: int | None = option(None, "stop after this many evaluations without a better validation loss, "
+                                        "or auto", parse=int, auto=True, group="optimization", metavar="PATIENCE")
     # output
     print_every: int = option(1, parse=int, group="output", compared=False)
-    checkpoint_every: int = option(1000, parse=int, group="output")
+    checkpoint_every: int = option(1000, "iterations between checkpoints (and evaluations), or auto",
+                                   parse=int, auto=True, group="output")
     checkpoint_name: str = option("cv/checkpoint", group="output", compared=False)
     force: bool = option(False, "overwrite the checkpoints of an earlier run", parse=None, group="output", compared=False)
     quiet: bool = option(False, parse=None, group="output", compared=False)
@@ -65,29 +66,33 @@ class TrainConfig:
     auto_choice: dict = option({}, flag=False, compared=False)  # what `auto` sizes resolved to, and why
 
     def __post_init__(self) -> None:
+        pending = self.pending_auto()  # chosen later (training/auto.py); checked once chosen
+        for name in pending:
+            if getattr(self, name) != AUTO:
+                raise ConfigError(f"--{name} {getattr(self, name)!r}: give a number or auto")
         positive = ("batch_size", "seq_length", "wordvec_size", "rnn_size", "num_layers", "max_epochs", "print_every")
-        for name in positive:
+        for name in (n for n in positive if n not in pending):
             v = getattr(self, name)
             if not isinstance(v, int) or isinstance(v, bool) or v <= 0:
                 raise ConfigError(f"--{name} must be a positive whole number, got {v}")
-        if not 0 <= self.dropout < 1:
+        if "dropout" not in pending and not 0 <= self.dropout < 1:
             raise ConfigError(f"--dropout must be at least 0 and below 1 (0.2 to 0.5 is usual), got {self.dropout}")
-        if not self.learning_rate > 0:
+        if "learning_rate" not in pending and not self.learning_rate > 0:
             raise ConfigError(f"--learning_rate must be greater than 0, got {self.learning_rate}")
         if self.grad_clip < 0:
             raise ConfigError(f"--grad_clip must be 0 (off) or more, got {self.grad_clip}")
         if self.lr_decay_every < 0 or not 0 < self.lr_decay_factor <= 1:
             raise ConfigError("--lr_decay_every must be >= 0 and --lr_decay_factor in (0, 1]")
-        if not 0 <= self.weight_decay * self.learning_rate < 1:
+        if not {"weight_decay", "learning_rate"} & set(pending) and not 0 <= self.weight_decay * self.learning_rate < 1:
             raise ConfigError(f"--weight_decay must be 0 or more and its product with --learning_rate below 1 "
                               f"(0.01 to 0.1 is usual), got {self.weight_decay}")
-        if self.checkpoint_every < 0:
+        if "checkpoint_every" not in pending and self.checkpoint_every < 0:
             raise ConfigError(f"--checkpoint_every must be 0 (only at the end) or more, got {self.checkpoint_every}")
         if self.max_iters is not None and self.max_iters <= 0:
             raise ConfigError(f"--max_iters must be positive, got {self.max_iters}")
         if self.time_budget is not None and self.time_budget <= 0:
             raise ConfigError("--time_budget must be positive")
-        if self.early_stopping is not None and self.early_stopping <= 0:
+        if "early_stopping" not in pending and self.early_stopping is not None and self.early_stopping <= 0:
             raise ConfigError("--early_stopping must be a positive number of evaluations")
         if self.model_type not in ("lstm", "gru", "rnn"):
             raise ConfigError(f"--model_type {self.model_type!r} is unknown; use lstm, gru or rnn")
@@ -99,6 +104,10 @@ class TrainConfig:
             raise ConfigError("--checkpoint_name needs a base file name, e.g. cv/checkpoint")
         if not 0 <= self.seed < 2**31:  # NumPy takes seeds below 2**32, and resumes seed with seed + iteration
             raise ConfigError(f"--seed must be a whole number from 0 to {2**31 - 1}, got {self.seed}")
+
+    def pending_auto(self) -> tuple[str, ...]:
+        """The settings still set to `auto`."""
+        return tuple(name for name in fields_where(TrainConfig, "auto") if isinstance(getattr(self, name), str))
 
     @property
     def run_dir(self) -> Path:

@@ -34,6 +34,7 @@ from ..model.language_model import LanguageModel, ModelConfig, model_from_checkp
 from ..runs.metrics import MetricsLog
 from ..text.splits import Lanes, check_ids, fit_lanes, open_split
 from ..text.vocab import Vocab
+from .auto import resolve_auto
 from .checkpoints import (
     checkpoint_path,
     mark_best,
@@ -48,6 +49,7 @@ from .schedule import LRSchedule
 from .schedule import eval_interval as schedule_eval_interval
 from .state import TrainState, seed_everything
 from .step import Faults, Stepper
+from .threads import ThreadWatch
 
 AGREE_EVERY = 10  # with several ranks: iterations between agreeing on the clock and on a stop signal
 SYNC_EACH_STEP = ("cpu",)  # devices where reading the loss every step costs nothing
@@ -101,7 +103,9 @@ def open_data(cfg: TrainConfig, vocab: Vocab, device: torch.device, notice) -> D
 
 
 class Trainer:
-    def __init__(self, cfg: TrainConfig):
+    def __init__(self, cfg: TrainConfig, setup_seconds: float = 0.0):
+        """setup_seconds: time already spent on this run (preprocessing, auto's probe), which
+        counts in a time budget."""
         self.rank = dist.rank()
         self.device = resolve_device(cfg.device, cfg.gpu)
         if self.device.type == "cuda" and dist.world_size() > 1:
@@ -124,6 +128,9 @@ class Trainer:
         self.stepper = Stepper(self.state, dist.wrap(model, self.device), self._precision(),
                                self._scaler(), fused, cfg.grad_clip)
         self.schedule = LRSchedule(cfg, self.data.train.num_batches)
+        tried = cfg.auto_choice.get("threads_tried")  # auto measured the threads: keep measuring
+        watched = tried and self.device.type == "cpu" and dist.world_size() == 1
+        self.thread_watch = ThreadWatch(max(tried), self.notice) if watched else None
         self.last_saved: Path | None = None
         self.stop_signal: int | None = None  # the first Ctrl-C or SIGTERM
         self.recoveries = 0
@@ -131,6 +138,8 @@ class Trainer:
             self._restore(init)
         else:
             seed_everything(cfg.seed)
+        if init is None or cfg.reset_iterations:
+            self.state.elapsed_before = setup_seconds
 
     # ---- setup ------------------------------------------------------------------------
     @property
@@ -354,6 +363,8 @@ class Trainer:
             lr = self.schedule.lr(state.iteration, clock) * state.lr_scale
             x, y = (t.to(self.device, non_blocking=True) for t in lanes.batch(batch_index))
             loss = self.stepper.step(x, y, lr)
+            if self.thread_watch is not None:
+                self.thread_watch.step_done()
             n_window += 1
             log_due = state.iteration % cfg.print_every == 0 or state.iteration == 1
             due = eval_due or (cfg.checkpoint_every > 0 and state.iteration % cfg.checkpoint_every == 0)
@@ -399,6 +410,7 @@ class Trainer:
 # ---- the API entry point ------------------------------------------------------------------
 def train(config: TrainConfig | None = None, **kwargs) -> TrainResult:
     """Python API for `rnnkit train`: `rnnkit.train(input_txt=["my.txt"], max_iters=200)`."""
+    started = time.perf_counter()
     cfg = config or TrainConfig(**kwargs)
     device = resolve_device(cfg.device, cfg.gpu)
     if device.type == "cpu" and autocast_dtype(cfg.amp, device) is not None:
@@ -406,8 +418,8 @@ def train(config: TrainConfig | None = None, **kwargs) -> TrainResult:
     dist.init(device.type)
     trainer = None
     try:
-        cfg = prepare_run(cfg)
-        trainer = Trainer(cfg)
+        cfg = resolve_auto(prepare_run(cfg))  # auto measures the data and this machine
+        trainer = Trainer(cfg, setup_seconds=time.perf_counter() - started)
         if dist.rank() == 0:
             write_config(trainer.cfg)
         return trainer.run()
