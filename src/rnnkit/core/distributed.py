@@ -28,6 +28,20 @@ def local_rank() -> int:
     return int(os.environ.get("LOCAL_RANK", "0"))
 
 
+def restart_count() -> int:
+    """How often torchrun (--max-restarts) has restarted this worker group; 0 on the first start."""
+    return int(os.environ.get("TORCHELASTIC_RESTART_COUNT", "0"))
+
+
+def max_restarts() -> int:
+    return int(os.environ.get("TORCHELASTIC_MAX_RESTARTS", "0"))
+
+
+def launch_id() -> str:
+    """torchrun's rendezvous id: --rdzv-id, or a fresh uuid per launch with --standalone."""
+    return os.environ.get("TORCHELASTIC_RUN_ID", "")
+
+
 def active() -> bool:
     return world_size() > 1 and tdist.is_available() and tdist.is_initialized()
 
@@ -38,7 +52,26 @@ def init(device_type: str | None = None) -> None:
         cuda = torch.cuda.is_available() if device_type is None else device_type == "cuda"
         if cuda:
             torch.cuda.set_device(local_rank())
-        tdist.init_process_group("nccl" if cuda else "gloo")
+        tdist.init_process_group("nccl" if cuda else "gloo", **_store_of_this_attempt())
+
+
+def _store_of_this_attempt() -> dict:
+    """After a torchrun restart on one machine: the agent's store under a prefix of its own.
+
+    torchrun's agent keeps one store for every attempt and hands it to the workers, so a
+    restarted group can read the dead group's addresses and fail to connect (pytorch/pytorch
+    #135712). All workers of one agent share its restart count, which keeps attempts apart;
+    across machines the counts can differ, so there TORCH_DISABLE_SHARE_RDZV_TCP_STORE=1
+    (a fresh store per attempt) is the way (README: Resuming).
+    """
+    env = os.environ
+    one_machine = env.get("LOCAL_WORLD_SIZE") == env.get("WORLD_SIZE")
+    if restart_count() == 0 or env.get("TORCHELASTIC_USE_AGENT_STORE") != "True" or not one_machine:
+        return {}
+    from torch.distributed.constants import default_pg_timeout
+
+    store = tdist.TCPStore(env["MASTER_ADDR"], int(env["MASTER_PORT"]), world_size(), is_master=False, timeout=default_pg_timeout)
+    return {"store": tdist.PrefixStore(f"rnnkit/attempt_{restart_count()}/", store), "rank": rank(), "world_size": world_size()}
 
 
 def shutdown() -> None:
@@ -51,11 +84,6 @@ def shutdown() -> None:
 
         gc.collect()
         tdist.destroy_process_group()
-
-
-def barrier() -> None:
-    if active():
-        tdist.barrier()
 
 
 def _device() -> torch.device:
@@ -82,6 +110,19 @@ def on_rank0(fn, *args, **kwargs):
             raise RnnkitError(f"rank 0 failed: {box[0][1]}")
     if error is not None:
         raise error
+
+
+def from_rank0(fn, *args, **kwargs):
+    """fn run on rank 0 only, as on_rank0 does; every rank gets its result (picklable)."""
+    box = [None]
+
+    def run() -> None:
+        box[0] = fn(*args, **kwargs)
+
+    on_rank0(run)
+    if active():
+        tdist.broadcast_object_list(box, src=0)
+    return box[0]
 
 
 def wrap(model: torch.nn.Module, device: torch.device) -> torch.nn.Module:

@@ -14,6 +14,7 @@ from ..core.checkpoint import (
     newest_intact_checkpoint,
     read_meta,
     remove_checkpoints,
+    set_aside_if_damaged,
 )
 from ..errors import CheckpointError, ConfigError, InputFileError, OutputExistsError
 from ..text.splits import check_pair
@@ -21,7 +22,11 @@ from .config import TrainConfig
 
 
 def prepare_run(cfg: TrainConfig) -> TrainConfig:
-    """Check the run folder and preprocess raw text into it."""
+    """Check the run folder and preprocess raw text into it. A worker that torchrun restarted
+    (--max-restarts) continues its run from the newest intact checkpoint instead."""
+    if _first_start_of_restartable_launch() and cfg.run_dir.is_dir():
+        (cfg.run_dir / LAUNCH_MARK).unlink(missing_ok=True)  # marked again below, once the folder is taken
+    cfg = _continue_after_restart(cfg)
     if not cfg.input_txt:
         _check_input_pair(cfg)  # before the run folder is made: a refused pair leaves nothing behind
     run_dir = cfg.run_dir
@@ -39,6 +44,8 @@ def prepare_run(cfg: TrainConfig) -> TrainConfig:
     if dist.rank() == 0:  # half-written files that a killed run left behind
         for tmp in run_dir.glob(f".{cfg.prefix}_*.tmp"):
             tmp.unlink(missing_ok=True)
+    if _first_start_of_restartable_launch():
+        atomic_write_text(run_dir / LAUNCH_MARK, dist.launch_id())
     if cfg.input_txt:
         from ..text.corpus import preprocess
 
@@ -106,3 +113,52 @@ def resume_checkpoint(run_dir: Path) -> Path:
 
 def write_config(cfg: TrainConfig) -> None:
     atomic_write_text(cfg.run_dir / "config.json", json.dumps(cfg.to_dict(), indent=1, default=str))
+
+
+# ---- torchrun --max-restarts -------------------------------------------------------------------
+# torchrun restarts a worker group after any failure, a refused run folder included. So the first
+# start of a launch that may be restarted marks the folder once it has taken it, and a restart
+# resumes only where that mark names its own launch: after a refusal it refuses again.
+LAUNCH_MARK = ".torchrun_launch"
+NOT_CARRIED = ("init_from", "reset_iterations", "input_txt", "force", "auto_choice")  # set by resume_config or the run
+
+
+def _first_start_of_restartable_launch() -> bool:
+    return dist.rank() == 0 and dist.max_restarts() > 0 and dist.restart_count() == 0
+
+
+def _taken_by_this_launch(run_dir: Path) -> bool:
+    try:
+        return (run_dir / LAUNCH_MARK).read_text() == dist.launch_id()
+    except OSError:
+        return False
+
+
+def _continue_after_restart(cfg: TrainConfig) -> TrainConfig:
+    """After a torchrun restart, what --resume RUN_DIR with the same flags would train; else cfg.
+    Rank 0 decides for all: on several machines the restart counts can differ."""
+    ckpt = dist.from_rank0(_restart_checkpoint, cfg.run_dir)
+    if ckpt is None:
+        return cfg
+    # `auto` keeps the run's own choice, as --resume does: this start might measure another
+    flags = {k: v for k, v in cfg.to_dict().items()
+             if k not in NOT_CARRIED and k not in cfg.auto_choice and v != "auto"}
+    return resume_config(ckpt, flags)
+
+
+def _restart_checkpoint(run_dir: Path) -> str | None:
+    """The newest intact checkpoint of this launch's run, said in one line; None to start over
+    (damaged checkpoints set aside as *.damaged); None too on a first start, or where the first
+    start never took run_dir."""
+    count = dist.restart_count()
+    if count == 0 or not _taken_by_this_launch(run_dir):
+        return None
+    ckpt, damaged = newest_intact_checkpoint(run_dir)
+    if ckpt is None:
+        for path, _ in damaged:
+            set_aside_if_damaged(path)
+        print(f"restart {count} of torchrun: no intact checkpoint in {run_dir}; starting the run over", file=sys.stderr, flush=True)
+        return None
+    left = f"; damaged {', '.join(str(path) for path, _ in damaged)} left as they are" if damaged else ""
+    print(f"restart {count} of torchrun: resuming from {ckpt}{left}", file=sys.stderr, flush=True)
+    return str(ckpt)
