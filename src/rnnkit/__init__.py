@@ -6,27 +6,20 @@
     print(rnnkit.sample(result.best_checkpoint, length=200, temperature=0.8)[0])
 """
 
+import importlib
+
 __version__ = "0.1.0"
 
 __all__ = ["preprocess", "train", "sample", "Generator", "SampleOptions", "TrainConfig", "Vocab"]
 
 
+# Lazy: `import rnnkit` (and the CLI's start-up) should not pay for importing torch.
+_HOME = {"preprocess": "rnnkit.text.corpus", "train": "rnnkit.training.trainer", "TrainConfig": "rnnkit.training.config",
+         "sample": "rnnkit.sampling.generator", "Generator": "rnnkit.sampling.generator",
+         "SampleOptions": "rnnkit.sampling.generator", "Vocab": "rnnkit.text.vocab"}
+
+
 def __getattr__(name: str):
-    # Lazy: `import rnnkit` (and the CLI's start-up) should not pay for importing torch.
-    if name == "preprocess":
-        from .text.corpus import preprocess
-
-        return preprocess
-    if name in ("train", "TrainConfig"):
-        from .training import trainer as training
-
-        return getattr(training, name)
-    if name in ("sample", "Generator", "SampleOptions"):
-        from .sampling import generator as sampling
-
-        return getattr(sampling, name)
-    if name == "Vocab":
-        from .text.vocab import Vocab
-
-        return Vocab
-    raise AttributeError(name)
+    if name not in _HOME:
+        raise AttributeError(name)
+    return getattr(importlib.import_module(_HOME[name]), name)

@@ -5,21 +5,17 @@ configuration, the run folder, the learning-rate schedule, the optimizer and `au
     result = train(TrainConfig(input_txt=["my.txt"], max_iters=200))
 """
 
+import importlib
+
 __all__ = ["TrainConfig", "TrainResult", "Trainer", "prepare_run", "resume_config", "train"]
 
 
+# Lazy: the CLI imports training.config to build its flags without importing torch.
+_HOME = {"TrainConfig": "config", "prepare_run": "run_folder", "resume_config": "run_folder",
+         "TrainResult": "trainer", "Trainer": "trainer", "train": "trainer"}
+
+
 def __getattr__(name: str):
-    # Lazy: the CLI imports training.config to build its flags without importing torch.
-    if name == "TrainConfig":
-        from .config import TrainConfig
-
-        return TrainConfig
-    if name in ("prepare_run", "resume_config"):
-        from . import run_folder
-
-        return getattr(run_folder, name)
-    if name in ("TrainResult", "Trainer", "train"):
-        from . import trainer
-
-        return getattr(trainer, name)
-    raise AttributeError(name)
+    if name not in _HOME:
+        raise AttributeError(name)
+    return getattr(importlib.import_module(f"{__name__}.{_HOME[name]}"), name)
