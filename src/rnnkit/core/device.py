@@ -84,7 +84,7 @@ def check_cpu_bf16(model_type: str) -> None:
 # --amp bf16 on a CPU with bf16 instructions: on a Zen 5 core (torch 2.13, oneDNN) a 2-layer
 # LSTM step is 1.6-1.8x faster at 128-512 units but slower from 640 units on. The loss
 # after the same early steps is the same, but time-budgeted runs did not end lower than in
-# float32 (README, "Training in bfloat16 on a CPU"), so `auto` stays float32 on a CPU.
+# float32 (docs/performance.md, "Training in bfloat16 on a CPU"), so `auto` stays float32 on a CPU.
 CPU_BF16_MAX_RNN_SIZE = 512
 
 

@@ -4,7 +4,7 @@
 not an L2 term added to Adam's gradients, which Adam's scaling mostly cancels. Biases and
 BatchNorm scales are not decayed. On tinyshakespeare's 15-minute budget (2x640, dropout
 0.3), decay 0.1 took three seeds from 1.409 / 1.413 / 1.428 to 1.387 / 1.391 / 1.399
-(two more seeds: 1.392, 1.392; README, "15 minutes").
+(two more seeds: 1.392, 1.392; docs/performance.md, "15 minutes").
 """
 
 from __future__ import annotations

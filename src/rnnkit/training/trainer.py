@@ -174,7 +174,7 @@ class Trainer:
             self.notice("note: this CPU has no bfloat16 instructions, so --amp bf16 is emulated and slower than --amp off")
         elif dtype is None and cfg.amp == "auto" and cpu_has_bf16_math() and model_config.rnn_size <= CPU_BF16_MAX_RNN_SIZE \
                 and cpu_bf16_rnn_failure(model_config.model_type) is None:
-            self.notice("tip: this CPU does bfloat16 in hardware; --amp bf16 trains about 1.7x faster (README: Training in bfloat16)")
+            self.notice("tip: this CPU does bfloat16 in hardware; --amp bf16 trains about 1.7x faster (docs/performance.md: Training in bfloat16)")
         return dtype
 
     def _scaler(self) -> torch.amp.GradScaler | None:
