@@ -32,12 +32,14 @@ from ..core.progress import Progress
 from ..errors import InputFileError, RnnkitError
 from ..model.language_model import LanguageModel, ModelConfig, model_from_checkpoint
 from ..runs.metrics import MetricsLog
+from ..text.items import item_batches, list_items
 from ..text.splits import Lanes, check_ids, fit_lanes, open_split
 from ..text.vocab import Vocab
 from .auto import resolve_auto
 from .checkpoints import (
     checkpoint_path,
     mark_best,
+    preprocessed_sources,
     run_header,
     weights_are_finite,
     write_checkpoint,
@@ -55,6 +57,7 @@ AGREE_EVERY = 10  # with several ranks: iterations between agreeing on the clock
 SYNC_EACH_STEP = ("cpu",)  # devices where reading the loss every step costs nothing
 MAX_CONSECUTIVE_FAULTS = 3  # skipped updates in a row before rolling back to the last checkpoint
 MAX_RECOVERIES = 3
+NEW_LINES_SAMPLED = 200  # a list corpus: lines sampled at the end to tell how many are new
 
 
 @dataclass
@@ -75,6 +78,8 @@ class Data:
     train: Lanes
     val: Lanes | None
     batch_size: int  # --batch_size, or fewer lanes where the training split is short
+    val_items: list | None = None  # a list corpus: this rank's validation lines, scored one by one
+    newline_id: int | None = None
 
 
 def open_data(cfg: TrainConfig, vocab: Vocab, device: torch.device, notice) -> Data:
@@ -97,9 +102,13 @@ def open_data(cfg: TrainConfig, vocab: Vocab, device: torch.device, notice) -> D
     pin = device.type == "cuda"  # page-locked batches copy to the GPU asynchronously
     vb, vt = fit_lanes(len(val), b, cfg.seq_length, world)
     val_lanes = Lanes(val, vb, vt, rank, world, pin=pin) if vb else None
-    if val_lanes is None:
+    newline_id = vocab.id_of("\n")
+    indents = tuple(i for i in (vocab.id_of(" "), vocab.id_of("\t")) if i is not None)
+    items = list_items(val, newline_id, indents)
+    if val_lanes is None and items is None:
         notice("note: the validation split is too small to evaluate; raise --val_frac at preprocess to see a validation loss")
-    return Data(Lanes(train, b, cfg.seq_length, rank, world, pin=pin), val_lanes, b)
+    return Data(Lanes(train, b, cfg.seq_length, rank, world, pin=pin), val_lanes, b,
+                items[rank::world] if items is not None else None, newline_id)
 
 
 class Trainer:
@@ -208,7 +217,10 @@ class Trainer:
 
     @torch.no_grad()
     def evaluate(self) -> float | None:
-        """Mean loss per token over the whole validation split (all ranks combined)."""
+        """Mean loss per token over the whole validation split (all ranks combined): line by
+        line for a list corpus, else along lanes that carry the state across batches."""
+        if self.data.val_items is not None:
+            return self._evaluate_items()
         lanes = self.data.val
         if lanes is None:
             return None
@@ -222,6 +234,19 @@ class Trainer:
             loss = F.cross_entropy(logits.reshape(-1, logits.shape[-1]).float(), y.reshape(-1) - 1, reduction="sum")
             total[0] += loss.double()
             total[1] += y.numel()
+        dist.all_reduce_sum(total)
+        return float(total[0] / total[1])
+
+    def _evaluate_items(self) -> float:
+        self.model.eval()
+        total = torch.zeros(2, dtype=torch.float64, device=self.device)
+        for x, y, mask in item_batches(self.data.val_items, self.data.newline_id):
+            x, y, mask = x.to(self.device), y.to(self.device), mask.to(self.device)
+            with self.stepper.autocast():
+                logits, _ = self.model(x)  # each batch from a zero state: items stand alone
+            loss = F.cross_entropy(logits.reshape(-1, logits.shape[-1]).float(), y.reshape(-1) - 1, reduction="none")
+            total[0] += (loss * mask.reshape(-1)).sum().double()
+            total[1] += mask.sum()
         dist.all_reduce_sum(total)
         return float(total[0] / total[1])
 
@@ -313,6 +338,8 @@ class Trainer:
         self._t0 = time.perf_counter()
         try:
             stopped = self._loop(progress)
+            if self.data.val_items is not None and self.rank == 0 and not cfg.quiet:
+                self._report_new_lines()
         finally:
             restore_signals()
             progress.close()
@@ -393,6 +420,21 @@ class Trainer:
         if self.last_saved is None or checkpoint_iteration(self.last_saved) != state.iteration:
             self.checkpoint_and_evaluate(progress)
         return stopped
+
+    def _report_new_lines(self) -> None:
+        """A list corpus: how many of the lines this model samples are not training lines."""
+        from ..sampling.generator import Generator, SampleOptions
+        from ..sampling.lines import generate_lines, training_lines
+
+        sources = preprocessed_sources(self.cfg.input_json)
+        if not sources:
+            return
+        known = training_lines(sources)
+        lines = generate_lines(Generator(self.model, self.vocab), NEW_LINES_SAMPLED, None,
+                               options=SampleOptions(seed=self.cfg.seed), warn=lambda message: None)
+        new = sum(line not in known for line in lines) / max(1, len(lines))
+        self.notice(f"list corpus: {new:.0%} of {len(lines)} sampled lines are new (not lines of the training text)")
+        self.metrics_log({"iteration": self.state.iteration, "new_lines": new, "lines_sampled": len(lines)})
 
     def _log_step(self, progress: Progress, loss: float, lr: float, tokens_per_s: float) -> None:
         iteration = self.state.iteration
