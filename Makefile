@@ -21,15 +21,16 @@ $(STAMP): pyproject.toml constraints.txt
 demo: install
 	$(BIN)/rnnkit demo
 
-# The second pass runs the CPU-path tests as an AVX2-only CPU would (no AVX-512, no bf16):
+# A first pass runs the CPU-path tests as an AVX2-only CPU would (no AVX-512, no bf16):
 # oneDNN and ATen each read their own ISA limit, so a fast machine also checks the fallbacks.
 ISA_LIMITED := ONEDNN_MAX_CPU_ISA=AVX2 ATEN_CPU_CAPABILITY=avx2
 CPU_PATH_TESTS := tests/test_perf_paths.py tests/test_sampling.py tests/test_training.py
 
 test: install
-	$(BIN)/python -m pytest -q
-	@echo "--- again under $(ISA_LIMITED)"
+	@echo "--- the CPU-path tests as an AVX2-only CPU runs them ($(ISA_LIMITED))"
 	$(ISA_LIMITED) $(BIN)/python -m pytest -q $(CPU_PATH_TESTS)
+	@echo "--- the whole suite"
+	$(BIN)/python -m pytest -q
 
 bench: install
 	$(BIN)/python benchmarks/run_all.py
