@@ -33,6 +33,7 @@ test: install
 	$(BIN)/python -m pytest -q
 
 bench: install
+	$(PIP) install --quiet -c constraints.txt -e '.[serve,test,bench]'
 	$(BIN)/python benchmarks/run_all.py
 
 clean:

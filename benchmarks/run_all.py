@@ -1,9 +1,11 @@
 """Run issue 8's benchmarks one after another (`make bench`) and print a summary table.
 
-    python benchmarks/run_all.py            # the full run, about 15 minutes on 2 cores
+    python benchmarks/run_all.py            # the full run, about 70 minutes on 2 cores
     python benchmarks/run_all.py --quick    # shorter runs (quality: 30 s budgets, no target)
     python benchmarks/run_all.py --only sample preprocess
     python benchmarks/run_all.py --long     # also the 15-minute quality budget (target 1.42)
+    python benchmarks/run_all.py --only corpora   # seven corpora vs bare loops, n-grams, makemore
+                                                  # (~55 minutes of the full run; --quick ~20)
 
 Each benchmark measures its own reference in the same run; run nothing else heavy
 meanwhile (each side waits up to two minutes for the CPUs to go quiet first).
@@ -18,6 +20,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
+import bench_corpora  # noqa: E402
 import bench_preprocess  # noqa: E402
 import bench_quality  # noqa: E402
 import bench_sample  # noqa: E402
@@ -29,6 +32,7 @@ BENCHMARKS = {
     "sample": bench_sample.main,
     "preprocess": bench_preprocess.main,
     "quality": bench_quality.main,
+    "corpora": bench_corpora.main,
 }
 
 
