@@ -20,6 +20,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
+import bench_busy  # noqa: E402
 import bench_corpora  # noqa: E402
 import bench_preprocess  # noqa: E402
 import bench_quality  # noqa: E402
@@ -33,6 +34,7 @@ BENCHMARKS = {
     "preprocess": bench_preprocess.main,
     "quality": bench_quality.main,
     "corpora": bench_corpora.main,
+    "busy": lambda quick: bench_busy.main(["--budget", "20s" if quick else "40s"]),
 }
 
 
