@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import itertools
 import os
 from pathlib import Path
 
+import httpx
 import pytest
 from helpers_serve import make_checkpoint, running_server
 
@@ -18,19 +20,36 @@ pytestmark = pytest.mark.skipif(
 
 
 @pytest.fixture(scope="module")
-def page(tmp_path_factory):
+def browser():
     from playwright.sync_api import sync_playwright
 
-    checkpoint = make_checkpoint(tmp_path_factory.mktemp("run"))
-    with running_server(checkpoint, "--max_length", "5000000") as url, sync_playwright() as pw:
+    with sync_playwright() as pw:
         browser = pw.chromium.launch(executable_path=str(CHROMIUM), args=ARGS)
         try:
-            page = browser.new_page(viewport={"width": 1000, "height": 800})
-            page.set_default_timeout(30_000)
-            page.goto(url)
-            yield page
+            yield browser
         finally:
             browser.close()
+
+
+def open_page(browser, url: str):
+    page = browser.new_page(viewport={"width": 1000, "height": 800})
+    page.set_default_timeout(30_000)
+    page.goto(url)
+    return page
+
+
+@pytest.fixture(scope="module")
+def server(tmp_path_factory):
+    checkpoint = make_checkpoint(tmp_path_factory.mktemp("run"))
+    with running_server(checkpoint, "--max_length", "5000000") as url:
+        yield url
+
+
+@pytest.fixture(scope="module")
+def page(server, browser):
+    page = open_page(browser, server)
+    yield page
+    page.close()
 
 
 def test_generate_streams_text(page):
@@ -70,3 +89,111 @@ def test_errors_are_shown(page):
     page.fill("#start", "x" * 10_001)  # over the server's start text limit
     page.click("#generate")
     expect(page.locator("#status.error")).to_contain_text("start_text must be at most 10000 characters")
+
+
+# ---- top-k, top-p, seed and list mode -----------------------------------------------------------
+def test_seed_top_k_and_top_p_reach_the_server(page, server):
+    from playwright.sync_api import expect
+
+    page.select_option("#mode", "text")
+    page.fill("#start", "The dog")
+    page.fill("#temperature", "1.5")
+    page.fill("#length", "200")
+    page.fill("#seed", "42")
+    page.fill("#top-k", "3")
+    page.fill("#top-p", "0.9")
+    page.click("#generate")
+    expect(page.locator("#status")).to_contain_text("Done: 200 characters")
+    expect(page.locator("#status")).to_contain_text("seed 42")
+    body = {"start_text": "The dog", "length": 200, "temperature": 1.5, "top_k": 3, "top_p": 0.9, "seed": 42}
+    expected = httpx.post(f"{server}/generate", json=body, timeout=30).json()["samples"][0]
+    assert page.locator("#output").inner_text() == expected  # the same settings give the same text
+    page.fill("#top-k", "")
+    page.fill("#top-p", "")
+
+
+def test_an_empty_seed_is_drawn_and_shown_so_a_run_repeats(page):
+    from playwright.sync_api import expect
+
+    page.select_option("#mode", "text")
+    page.fill("#start", "Anna")
+    page.fill("#length", "100")
+    page.fill("#seed", "")
+    page.click("#generate")
+    expect(page.locator("#status")).to_contain_text("Done: 100 characters")
+    first = page.locator("#output").inner_text()
+    seed = page.locator("#status").inner_text().rsplit("seed ", 1)[1]
+    page.fill("#seed", seed)
+    page.click("#generate")
+    expect(page.locator("#status")).to_contain_text("Done: 100 characters in")
+    assert page.locator("#output").inner_text() == first
+
+
+def test_list_mode_without_training_text_says_so(page):
+    from playwright.sync_api import expect
+
+    page.fill("#start", "")
+    page.fill("#seed", "5")
+    page.select_option("#mode", "list")
+    expect(page.locator("#length")).to_be_hidden()
+    expect(page.locator("#novel-note")).to_contain_text("cannot tell new lines from old")
+    expect(page.locator("#novel")).to_be_disabled()
+    page.fill("#count", "4")
+    page.click("#generate")
+    expect(page.locator("#status")).to_contain_text("Done: 4 lines")
+    assert len(page.locator("#output").inner_text().split("\n")) == 4
+    page.select_option("#mode", "text")
+
+
+def test_lines_api_checks_its_fields(server):
+    def post(body):
+        return httpx.post(f"{server}/lines", json=body, timeout=30)
+
+    info = httpx.get(f"{server}/model", timeout=10).json()["lines"]
+    assert info["max_count"] == 100 and info["novel"] is False and "training text" in info["novel_note"]
+    for body, field in [({"count": 0}, "count"), ({"count": 101}, "count"), ({"novel": "yes"}, "novel"),
+                        ({"novel": True}, "novel"), ({"min_chars": 9, "max_chars": 3}, "max_chars"),
+                        ({"top_k": 0}, "top_k"), ({"length": 5}, "length")]:
+        r = post(body)
+        assert r.status_code == 400 and r.json()["field"] == field, (body, r.json())
+    r = post({"count": 3, "seed": 1, "start_text": "A"})
+    assert r.status_code == 200 and len(r.json()["lines"]) == 3 and all(x.startswith("A") for x in r.json()["lines"])
+    assert post({"count": 3, "seed": 1, "start_text": "A"}).json() == r.json()  # seeded: repeatable
+
+
+@pytest.fixture(scope="module")
+def lines_server(tmp_path_factory):
+    """A model over a, b and newline whose training text is every line of 1 to 4 of those letters:
+    untrained, it ends a line about one character in three, so most lines it writes are training lines."""
+    folder = tmp_path_factory.mktemp("lines")
+    train = {"".join(p) for n in range(1, 5) for p in itertools.product("ab", repeat=n)}
+    (folder / "train.txt").write_text("\n".join(sorted(train)) + "\n", encoding="utf-8")
+    checkpoint = make_checkpoint(folder / "run", text="ab\n", meta={"data": {"sources": [str(folder / "train.txt")]}})
+    with running_server(checkpoint) as url:
+        yield url, train
+
+
+def test_list_mode_writes_only_new_lines(lines_server, browser):
+    from playwright.sync_api import expect
+
+    url, train = lines_server
+    page = open_page(browser, url)
+    page.select_option("#mode", "list")
+    expect(page.locator("#novel")).to_be_checked()
+    expect(page.locator("#novel")).to_be_enabled()
+    expect(page.locator("#novel-note")).to_be_hidden()
+    page.fill("#count", "8")
+    page.fill("#seed", "3")
+    page.click("#generate")
+    expect(page.locator("#status")).to_contain_text("Done: 8 new lines")
+    shown = page.locator("#output").inner_text().split("\n")
+    assert len(shown) == len(set(shown)) == 8 and not set(shown) & train
+    body = {"count": 8, "novel": True, "seed": 3, "temperature": 0.8, "start_text": "", "skip_unknown": True}
+    assert httpx.post(f"{url}/lines", json=body, timeout=30).json()["lines"] == shown  # what the page asked for
+
+    page.uncheck("#novel")  # without the filter, training lines come back: the filter is what keeps them out
+    page.fill("#count", "20")
+    page.click("#generate")
+    expect(page.locator("#status")).to_contain_text("Done: 20 lines")
+    assert set(page.locator("#output").inner_text().split("\n")) & train
+    page.close()

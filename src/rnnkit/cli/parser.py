@@ -18,6 +18,8 @@ SUBCOMMAND_MODULES = (
     "rnnkit.cli.classify",
     "rnnkit.cli.extra",
     "rnnkit.cli.runs",
+    "rnnkit.cli.score",
+    "rnnkit.cli.export",
 )
 
 

@@ -5,6 +5,7 @@
     GET  /model            the model's description and the server's limits
     POST /generate         {"start_text": ..., "length": ...} -> {"samples": [...]}
     POST /generate/stream  the same body -> text/event-stream of {"text": piece} events
+    POST /lines            {"count": 10, "novel": true, ...} -> {"lines": [...]}: list mode
 
 Sampling is CPU-bound torch code, so it runs in worker threads; the event loop only parses
 requests and moves text. At most `max_concurrent` generations run at once; more get 429.
@@ -45,6 +46,7 @@ if TYPE_CHECKING:  # torch loads on first use, so `rnnkit serve` refuses bad fla
     from ..sampling.generator import Generator, SampleOptions
 
 MAX_BODY_BYTES = 64 * 1024
+MAX_LINES = 100  # lines per POST /lines request
 log = logging.getLogger("rnnkit.serve.app")
 
 
@@ -106,7 +108,9 @@ def create_app(generator: Generator, token: str | None = None, **limits: Any) ->
     page = (resources.files("rnnkit.serve") / "static" / "index.html").read_text(encoding="utf-8")
     if token is not None:
         page = page.replace("<script>", TOKEN_SCRIPT + "<script>", 1)
-    model_info = dict(generator.describe(), limits=asdict(lim))
+    training = TrainingLines(generator.meta)
+    model_info = dict(generator.describe(), limits=asdict(lim),
+                      lines={"max_count": MAX_LINES, "novel": training.missing is None, "novel_note": training.missing})
 
     async def index(request: Request) -> Response:
         return HTMLResponse(page)
@@ -141,12 +145,23 @@ def create_app(generator: Generator, token: str | None = None, **limits: Any) ->
             headers={"Cache-Control": "no-cache", "X-Accel-Buffering": "no"},
         )
 
+    async def lines(request: Request) -> Response:
+        wanted = parse_lines(await read_json(request), lim, generator, training)
+        lease = slots.lease()
+        if lease is None:
+            return busy(lim)
+        try:
+            return JSONResponse(await run_in_threadpool(write_lines, copy.copy(generator), wanted, training))
+        finally:
+            lease.release()
+
     routes = [
         Route("/", index),
         Route("/health", health),
         Route("/model", model),
         Route("/generate", generate, methods=["POST"]),
         Route("/generate/stream", generate_stream, methods=["POST"]),
+        Route("/lines", lines, methods=["POST"]),
     ]
     handlers = {ApiError: _api_error, HTTPException: _http_error, Exception: _internal_error}
     middleware = [] if token is None else [Middleware(BearerToken, token=token)]
@@ -256,26 +271,41 @@ def _reject_constant(name: str):
 
 def parse_options(body: dict, lim: Limits, generator: Generator, stream: bool) -> SampleOptions:
     """SampleOptions from a request body; every field is type- and range-checked (400 names it)."""
-    from ..sampling.generator import SampleOptions
-
-    for name in body:
-        if name not in FIELDS:
-            raise ApiError(400, f"unknown field {name!r}; known fields: {', '.join(FIELDS)}", name)
+    check_known(body, FIELDS)
     if stream and body.get("num_samples") not in (None, 1):
         raise ApiError(400, "a stream carries one sample; use POST /generate for num_samples over 1", "num_samples")
     f = Fields(body)
     values = dict(
-        start_text=f.text("start_text", "", lim.max_start_chars),
+        sampling_values(f, lim),
         length=f.integer("length", 200, 0, lim.max_length),
+        num_samples=f.integer("num_samples", 1, 1, 1 if stream else lim.max_samples),
+        sample=f.boolean("sample", True),
+        stop_at=f.text("stop_at", None, 100),
+    )
+    return sample_options(values, generator)
+
+
+def sampling_values(f: Fields, lim: Limits) -> dict:
+    """The fields /generate and /lines share."""
+    return dict(
+        start_text=f.text("start_text", "", lim.max_start_chars),
         temperature=f.number("temperature", 1.0, 0.0, 10.0, open_low=True),
         top_k=f.integer("top_k", None, 1, 1_000_000),
         top_p=f.number("top_p", None, 0.0, 1.0, open_low=True),
         seed=f.integer("seed", None, 0, 2**63 - 1),
-        num_samples=f.integer("num_samples", 1, 1, 1 if stream else lim.max_samples),
-        sample=f.boolean("sample", True),
-        stop_at=f.text("stop_at", None, 100),
         skip_unknown=f.boolean("skip_unknown", False),
     )
+
+
+def check_known(body: dict, known: tuple[str, ...]) -> None:
+    for name in body:
+        if name not in known:
+            raise ApiError(400, f"unknown field {name!r}; known fields: {', '.join(known)}", name)
+
+
+def sample_options(values: dict, generator: Generator) -> SampleOptions:
+    from ..sampling.generator import SampleOptions
+
     try:
         opts = SampleOptions(**values)
     except RnnkitError as e:  # a combination SampleOptions refuses
@@ -291,6 +321,76 @@ def parse_options(body: dict, lim: Limits, generator: Generator, stream: bool) -
 
 FIELDS = ("start_text", "length", "temperature", "top_k", "top_p", "seed", "num_samples", "sample", "stop_at",
           "skip_unknown")
+LINE_FIELDS = ("count", "novel", "min_chars", "max_chars", "start_text", "temperature", "top_k", "top_p", "seed",
+               "skip_unknown")
+
+
+# ---- list mode -----------------------------------------------------------------------------
+@dataclass
+class LinesRequest:
+    count: int
+    novel: bool
+    min_chars: int
+    max_chars: int
+    options: SampleOptions  # temperature, top_k, top_p, seed and the start text every line begins with
+
+
+def parse_lines(body: dict, lim: Limits, generator: Generator, training: TrainingLines) -> LinesRequest:
+    """A POST /lines body, checked as parse_options checks /generate's."""
+    check_known(body, LINE_FIELDS)
+    f = Fields(body)
+    wanted = LinesRequest(
+        count=f.integer("count", 10, 1, MAX_LINES),
+        novel=f.boolean("novel", False),
+        min_chars=f.integer("min_chars", 1, 1, lim.max_length),
+        max_chars=f.integer("max_chars", min(200, lim.max_length), 1, lim.max_length),
+        options=sample_options(sampling_values(f, lim), generator),
+    )
+    if wanted.max_chars < wanted.min_chars:
+        raise ApiError(400, f"max_chars ({wanted.max_chars}) must be at least min_chars ({wanted.min_chars})", "max_chars")
+    if wanted.novel and training.missing:
+        raise ApiError(400, f"novel: {training.missing}; send \"novel\": false", "novel")
+    return wanted
+
+
+class TrainingLines:
+    """The training text's lines, for novel-only lists: found at start-up, read on first use, once."""
+
+    def __init__(self, meta: dict):
+        from ..sampling.lines import training_sources
+
+        self.meta, self._lines, self._lock = meta, None, threading.Lock()
+        try:
+            training_sources(meta)
+            self.missing: str | None = None
+        except RnnkitError:
+            self.missing = ("this server does not have the model's training text (the run does not name it, "
+                            "or it has moved), so it cannot tell new lines from old")
+
+    def get(self) -> set[str]:
+        from ..sampling.lines import training_lines, training_sources
+
+        with self._lock:
+            if self._lines is None:
+                self._lines = training_lines(training_sources(self.meta))
+            return self._lines
+
+
+def write_lines(generator: Generator, wanted: LinesRequest, training: TrainingLines) -> dict:
+    """{"lines": [...]}, with a "warning" when fewer than asked were found (runs in a worker thread)."""
+    from ..sampling.lines import generate_lines
+
+    warnings: list[str] = []
+    try:
+        avoid = training.get() if wanted.novel else None
+        lines = generate_lines(generator, wanted.count, avoid, wanted.min_chars, wanted.max_chars, wanted.options,
+                               warn=warnings.append)
+    except RnnkitError as e:  # none found, no newline in the vocabulary, the training text gone
+        raise ApiError(422, str(e)) from None
+    body: dict[str, Any] = {"lines": lines}
+    if warnings:
+        body["warning"] = warnings[0].removeprefix("rnnkit: ")
+    return body
 
 
 class Fields:
