@@ -22,6 +22,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 import bench_busy  # noqa: E402
 import bench_corpora  # noqa: E402
+import bench_export  # noqa: E402
 import bench_preprocess  # noqa: E402
 import bench_quality  # noqa: E402
 import bench_sample  # noqa: E402
@@ -34,6 +35,7 @@ BENCHMARKS = {
     "preprocess": bench_preprocess.main,
     "quality": bench_quality.main,
     "corpora": bench_corpora.main,
+    "export": bench_export.main,
     "busy": lambda quick: bench_busy.main(["--budget", "20s" if quick else "40s"]),
 }
 
