@@ -50,7 +50,7 @@ def loaded(clicks: Path, buys: Path) -> dict:
     gap = table.numeric["log_seconds_since_previous"]
     assert table.offsets.dtype == np.int64 and gap.dtype == np.float64
     return {"sequence_ids": table.sequence_ids, "offsets": table.offsets.tolist(),
-            "item": table.categorical["item"], "category": table.categorical["category"],
+            "item": table.categorical["item"].tolist(), "category": table.categorical["category"].tolist(),
             "gap": gap.tolist(), "labels": table.labels}
 
 

@@ -2,16 +2,16 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
-
-import torch
+from dataclasses import asdict, dataclass, fields
+from pathlib import Path
 
 from ..errors import ConfigError
 from .encode import TRUNCATE
 from .events import EventSource
 
 CLASS_WEIGHTS = ("auto", "none")
-DEVICES = ("auto", "cpu", "cuda")
+PROGRESS = ("auto", "bar", "lines", "none")
+DEFAULT_RUN_DIR, PREFIX = "runs/classifier", "classifier"  # runs/classifier/classifier_<iteration>.json
 
 
 @dataclass
@@ -20,7 +20,8 @@ class TrainConfig:
     when continuing with init_from (model shape and truncation cannot change mid-run)."""
 
     source: EventSource
-    run_dir: str = "runs/classifier"
+    run_dir: str | None = None  # default runs/classifier
+    checkpoint_name: str | None = None  # torch-rnn's spelling: RUN_DIR/NAME, files NAME_<iteration>.json
     positive_label: str | None = None
     max_length: int | None = None
     truncate: str | None = None
@@ -31,6 +32,7 @@ class TrainConfig:
     dropout: float | None = None
     batch_size: int = 64
     max_epochs: int = 10
+    time_budget: float | None = None  # seconds; trains until then, max_epochs aside (as rnnkit train)
     learning_rate: float | None = None
     grad_clip: float = 5.0
     class_weights: str = "auto"
@@ -40,25 +42,17 @@ class TrainConfig:
     init_from: str | None = None
     force: bool = False
     device: str = "auto"
+    gpu: int | None = None
+    progress: str = "auto"
+    print_every: int = 50
     quiet: bool = False
 
     def __post_init__(self) -> None:
-        for name in ("max_length", "max_vocab", "embedding_size", "rnn_size", "num_layers", "batch_size", "max_epochs"):
-            v = getattr(self, name)
-            if v is not None and (not isinstance(v, int) or v <= 0):
-                raise ConfigError(f"--{name} must be a positive whole number, got {v}")
-        if self.dropout is not None and not 0.0 <= self.dropout < 1.0:
-            raise ConfigError(f"--dropout must be in [0, 1), got {self.dropout}")
-        if self.learning_rate is not None and not self.learning_rate > 0:
-            raise ConfigError(f"--learning_rate must be positive, got {self.learning_rate}")
-        if not self.grad_clip > 0:
-            raise ConfigError(f"--grad_clip must be positive, got {self.grad_clip}")
-        if self.truncate is not None and self.truncate not in TRUNCATE:
-            raise ConfigError(f"--truncate {self.truncate!r} is unknown; use keep_last or keep_first")
-        if self.class_weights not in CLASS_WEIGHTS:
-            raise ConfigError(f"--class_weights {self.class_weights!r} is unknown; use auto or none")
-        if self.device not in DEVICES:
-            raise ConfigError(f"--device {self.device!r} is unknown; use auto, cpu or cuda")
+        self._check_numbers()
+        for name, value, allowed in (("truncate", self.truncate, TRUNCATE), ("class_weights", self.class_weights, CLASS_WEIGHTS),
+                                     ("progress", self.progress, PROGRESS)):
+            if value is not None and value not in allowed:
+                raise ConfigError(f"--{name} {value!r} is unknown; use {' or '.join(allowed)}")
         if not 0 < self.val_frac < 1 or not 0 <= self.test_frac < 1 or self.val_frac + self.test_frac >= 1:
             raise ConfigError(
                 f"--val_frac {self.val_frac} and --test_frac {self.test_frac} must satisfy 0 < val, 0 <= test, "
@@ -66,18 +60,51 @@ class TrainConfig:
             )
         if self.force and self.init_from:
             raise ConfigError("--force and --init_from do not mix: --init_from continues a run, --force replaces one")
+        self._name_the_run()
+
+    def _check_numbers(self) -> None:
+        for name in ("max_length", "max_vocab", "embedding_size", "rnn_size", "num_layers", "batch_size", "max_epochs",
+                     "print_every"):
+            v = getattr(self, name)
+            if v is not None and (not isinstance(v, int) or v <= 0):
+                raise ConfigError(f"--{name} must be a positive whole number, got {v}")
+        if self.dropout is not None and not 0.0 <= self.dropout < 1.0:
+            raise ConfigError(f"--dropout must be in [0, 1), got {self.dropout}")
+        for name in ("learning_rate", "grad_clip", "time_budget"):
+            v = getattr(self, name)
+            if v is not None and not v > 0:
+                raise ConfigError(f"--{name} must be positive, got {v}")
+
+    def _name_the_run(self) -> None:
+        """--run_dir DIR and --checkpoint_name DIR/NAME say the same thing; both must agree."""
+        if self.checkpoint_name is None:
+            self.run_dir = self.run_dir or DEFAULT_RUN_DIR
+            self.checkpoint_name = str(Path(self.run_dir) / PREFIX)
+        elif self.run_dir is None:
+            self.run_dir = str(Path(self.checkpoint_name).parent)
+        elif Path(self.checkpoint_name).parent.resolve() != Path(self.run_dir).resolve():
+            raise ConfigError(f"--checkpoint_name {self.checkpoint_name} is not in --run_dir {self.run_dir}; "
+                              "give one of them, or a name inside that folder")
+
+    @property
+    def folder(self) -> Path:
+        return Path(self.run_dir)
+
+    @property
+    def prefix(self) -> str:
+        return Path(self.checkpoint_name).name
+
+    def options(self) -> dict:
+        """The settings a --resume takes back (not the data source, not init_from / force)."""
+        skip = {"source", "init_from", "force"}
+        return {f.name: getattr(self, f.name) for f in fields(self) if f.name not in skip}
+
+    def to_dict(self) -> dict:
+        return {"source": asdict(self.source), **self.options()}
 
 
 DEFAULTS = dict(max_length=200, truncate="keep_last", embedding_size=16, rnn_size=64, num_layers=1,
                 dropout=0.0, learning_rate=2e-3)
-
-
-def pick_device(name: str) -> torch.device:
-    if name == "auto":
-        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    if name == "cuda" and not torch.cuda.is_available():
-        raise ConfigError("--device cuda: torch sees no CUDA GPU here; use --device cpu or auto")
-    return torch.device(name)
 
 
 def resolve_options(cfg: TrainConfig, saved: dict | None) -> dict:
@@ -104,4 +131,4 @@ def merge_source(src: EventSource, schema: dict) -> EventSource:
         if given is not None and given != saved:
             raise ConfigError(f"--{key} {given} differs from the checkpoint's {saved}; drop it when using --init_from")
         merged[key] = saved
-    return EventSource(events=src.events, labels=src.labels, buys=src.buys, **merged)
+    return EventSource(events=src.events, labels=src.labels, buys=src.buys, skip_bad_rows=src.skip_bad_rows, **merged)

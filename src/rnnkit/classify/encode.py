@@ -7,7 +7,6 @@ Truncation: a sequence longer than max_length keeps its LAST max_length events b
 
 from __future__ import annotations
 
-from collections import Counter
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -22,7 +21,7 @@ PAD_ID, UNKNOWN_ID = 0, 1  # categorical ids; real values start at 2
 class EncodedEvents:
     sequence_ids: list[str]
     offsets: np.ndarray  # int64 [S + 1]
-    categorical: np.ndarray  # int64 [N, C]
+    categorical: np.ndarray  # int32 [N, C]
     numeric: np.ndarray  # float32 [N, F]
 
 
@@ -35,13 +34,14 @@ class Encoding:
     numeric_stats: dict[str, list[float]] = field(default_factory=dict)  # col -> [mean, std]
 
     @classmethod
-    def fit(cls, table: EventTable, schema: EventSchema, sequences: np.ndarray, max_vocab: int) -> "Encoding":
+    def fit(cls, table: EventTable, schema: EventSchema, sequences: np.ndarray, max_vocab: int) -> Encoding:
         rows = ranges(table.offsets[:-1][sequences], table.lengths[sequences])
         vocabularies = {}
         for col in schema.categorical_cols:
-            counts = Counter(table.categorical[col][r] for r in rows)
-            kept = sorted(counts.items(), key=lambda kv: (-kv[1], kv[0]))[:max_vocab]
-            vocabularies[col] = {value: UNKNOWN_ID + 1 + i for i, (value, _) in enumerate(kept)}
+            column = table.categorical[col]
+            counts = np.bincount(column.codes[rows], minlength=len(column.values))
+            kept = sorted((v for v in zip(column.values, counts.tolist()) if v[1]), key=lambda kv: (-kv[1], kv[0]))
+            vocabularies[col] = {value: UNKNOWN_ID + 1 + i for i, (value, _) in enumerate(kept[:max_vocab])}
         stats = {}
         for col in schema.numeric_cols:
             x = table.numeric[col][rows]
@@ -57,10 +57,11 @@ class Encoding:
 
     def encode(self, table: EventTable) -> EncodedEvents:
         n = int(table.offsets[-1])
-        cat = np.zeros((n, len(self.schema.categorical_cols)), dtype=np.int64)
+        cat = np.zeros((n, len(self.schema.categorical_cols)), dtype=np.int32)
         for j, col in enumerate(self.schema.categorical_cols):
-            vocab = self.vocabularies[col]
-            cat[:, j] = np.fromiter((vocab.get(v, UNKNOWN_ID) for v in table.categorical[col]), np.int64, n)
+            vocab, column = self.vocabularies[col], table.categorical[col]
+            ids = np.fromiter((vocab.get(v, UNKNOWN_ID) for v in column.values), np.int32, len(column.values))
+            cat[:, j] = ids[column.codes]
         num = np.zeros((n, len(self.schema.numeric_cols)), dtype=np.float32)
         for j, col in enumerate(self.schema.numeric_cols):
             mean, std = self.numeric_stats[col]
@@ -72,7 +73,7 @@ class Encoding:
         return {"schema": vars(self.schema), "vocabularies": self.vocabularies, "numeric_stats": self.numeric_stats}
 
     @classmethod
-    def from_meta(cls, meta: dict) -> "Encoding":
+    def from_meta(cls, meta: dict) -> Encoding:
         return cls(EventSchema(**meta["schema"]), meta["vocabularies"], meta["numeric_stats"])
 
 

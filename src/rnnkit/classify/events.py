@@ -1,9 +1,9 @@
 """Events grouped into ordered sequences: what to read (EventSource), what a model reads
-(EventSchema) and what loading gives (EventTable)."""
+(EventSchema) and what loading gives (EventTable, its text fields as Codes)."""
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import numpy as np
 
@@ -26,6 +26,7 @@ class EventSource:
     categorical_cols: list[str] | None = None
     numeric_cols: list[str] | None = None
     fixed_schema: bool = False  # columns come from a trained model, not from flags
+    skip_bad_rows: bool = False  # generic: leave out bad rows (counted) instead of stopping at the first
 
     def __post_init__(self) -> None:
         if self.format is not None and self.format not in FORMATS:
@@ -51,27 +52,43 @@ class EventSchema:
 
 
 @dataclass
+class Codes:
+    """A text column kept compact: each row's index into its distinct values."""
+
+    codes: np.ndarray  # int32 [N]
+    values: list[str]
+
+    def tolist(self) -> list[str]:
+        return np.asarray(self.values, dtype=object)[self.codes].tolist()
+
+    def take(self, rows: np.ndarray) -> Codes:
+        return Codes(self.codes[rows], self.values)
+
+
+@dataclass
 class EventTable:
     """Events grouped by sequence and in order: sequence i owns rows offsets[i]:offsets[i+1]."""
 
     sequence_ids: list[str]
     offsets: np.ndarray  # int64 [S + 1]
-    categorical: dict[str, list[str]]
+    categorical: dict[str, Codes]
     numeric: dict[str, np.ndarray]  # float64 [N], NaN where empty
     labels: list[str | None] | None  # raw label per sequence, None where it has none
+    notes: list[str] = field(default_factory=list)  # what reading left out, to tell the user
 
     @property
     def lengths(self) -> np.ndarray:
         return np.diff(self.offsets)
 
-    def subset(self, keep: np.ndarray) -> "EventTable":
+    def subset(self, keep: np.ndarray) -> EventTable:
         rows = ranges(self.offsets[:-1][keep], self.lengths[keep])
         return EventTable(
             sequence_ids=[self.sequence_ids[i] for i in keep],
             offsets=np.concatenate([[0], np.cumsum(self.lengths[keep])]).astype(np.int64),
-            categorical={c: [v[r] for r in rows] for c, v in self.categorical.items()},
+            categorical={c: v.take(rows) for c, v in self.categorical.items()},
             numeric={c: v[rows] for c, v in self.numeric.items()},
             labels=None if self.labels is None else [self.labels[i] for i in keep],
+            notes=self.notes,
         )
 
 

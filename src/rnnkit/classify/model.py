@@ -1,14 +1,15 @@
 """The classifier: embedded event fields -> LSTM over packed sequences -> the last hidden
-state -> one logit (the positive class); padding batches and the weighted loss."""
+state -> one logit per class; padding batches, the batch order and the weighted loss."""
 
 from __future__ import annotations
 
 from dataclasses import dataclass
 
 import numpy as np
+import scipy.special
 import torch
-import torch.nn as nn
 import torch.nn.functional as F
+from torch import nn
 from torch.nn.utils.rnn import pack_padded_sequence
 
 from .encode import EncodedEvents, truncated_spans
@@ -22,6 +23,7 @@ class ModelConfig:
     rnn_size: int = 64
     num_layers: int = 1
     dropout: float = 0.0
+    num_classes: int = 2
 
 
 class EventLSTM(nn.Module):
@@ -33,15 +35,15 @@ class EventLSTM(nn.Module):
         inner_dropout = cfg.dropout if cfg.num_layers > 1 else 0.0
         self.lstm = nn.LSTM(input_size, cfg.rnn_size, cfg.num_layers, batch_first=True, dropout=inner_dropout)
         self.drop = nn.Dropout(cfg.dropout)
-        self.head = nn.Linear(cfg.rnn_size, 1)
+        self.head = nn.Linear(cfg.rnn_size, cfg.num_classes)
 
     def forward(self, cat: torch.Tensor, num: torch.Tensor, lengths: torch.Tensor) -> torch.Tensor:
-        """cat (B, T, C) ids, num (B, T, F), lengths (B,) on the CPU -> logits (B,)."""
+        """cat (B, T, C) ids, num (B, T, F), lengths (B,) on the CPU -> logits (B, K)."""
         parts = [emb(cat[..., i]) for i, emb in enumerate(self.embeddings)]
         x = torch.cat(parts + [num], dim=-1)
         packed = pack_padded_sequence(x, lengths, batch_first=True, enforce_sorted=False)
         _, (h, _) = self.lstm(packed)  # h[-1]: the top layer at each sequence's own last event
-        return self.head(self.drop(h[-1])).squeeze(-1)
+        return self.head(self.drop(h[-1]))
 
 
 class Batcher:
@@ -59,7 +61,7 @@ class Batcher:
         steps = torch.arange(int(lengths.max()))
         valid = steps < lengths[:, None]
         rows = torch.where(valid, starts[:, None] + steps, 0)
-        cat = self.cat[rows] * valid[..., None]
+        cat = (self.cat[rows] * valid[..., None]).long()
         num = self.num[rows] * valid[..., None]
         return cat.to(self.device), num.to(self.device), lengths
 
@@ -78,28 +80,30 @@ def length_batches(idx: np.ndarray, lengths: np.ndarray, batch_size: int, rng: n
 
 @torch.no_grad()
 def lstm_logits(model: EventLSTM, batcher: Batcher, idx: np.ndarray, batch_size: int = 256) -> np.ndarray:
-    """Logits aligned with idx; batches go shortest first so little padding is built."""
+    """Logits (n, K) aligned with idx; batches go shortest first so little padding is built."""
     model.eval()
     order = np.argsort(batcher.lengths[idx], kind="stable")
-    out = np.empty(len(idx), dtype=np.float32)
+    out = np.empty((len(idx), model.cfg.num_classes), dtype=np.float32)
     for s in range(0, len(idx), batch_size):
         pos = order[s:s + batch_size]
         out[pos] = model(*batcher(idx[pos])).float().cpu().numpy()
     return out
 
 
-def weighted_bce(logits: torch.Tensor, y: torch.Tensor, class_weights: torch.Tensor) -> torch.Tensor:
-    w = class_weights[y]
-    return (F.binary_cross_entropy_with_logits(logits, y.float(), reduction="none") * w).sum() / w.sum()
+def weighted_cross_entropy(logits: torch.Tensor, y: torch.Tensor, class_weights: torch.Tensor) -> torch.Tensor:
+    """Mean over the batch, each sequence weighted by its class (torch's weighted mean)."""
+    return F.cross_entropy(logits.float(), y, weight=class_weights)
 
 
-def class_weights_for(y: np.ndarray, mode: str) -> np.ndarray:
-    """auto: n / (2 n_class), so both classes weigh the same in the loss; none: 1, 1."""
+def class_weights_for(y: np.ndarray, mode: str, num_classes: int) -> np.ndarray:
+    """auto: n / (K n_class), so every class weighs the same in the loss (scikit-learn's
+    'balanced'); a class absent from train gets 0. none: 1 each."""
     if mode == "none":
-        return np.ones(2)
-    counts = np.bincount(y, minlength=2).astype(np.float64)
-    return len(y) / (2.0 * counts)
+        return np.ones(num_classes)
+    counts = np.bincount(y, minlength=num_classes).astype(np.float64)
+    return np.divide(len(y), num_classes * counts, out=np.zeros(num_classes), where=counts > 0)
 
 
-def sigmoid(x: np.ndarray) -> np.ndarray:
-    return 1.0 / (1.0 + np.exp(-x.astype(np.float64)))
+def softmax(logits: np.ndarray) -> np.ndarray:
+    """Class probabilities (n, K) from logits, in float64."""
+    return scipy.special.softmax(logits.astype(np.float64), axis=1)

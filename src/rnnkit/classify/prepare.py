@@ -13,7 +13,7 @@ from ..errors import InputFileError
 from .config import TrainConfig, merge_source
 from .encode import Encoding
 from .events import EventSchema, EventTable
-from .labels import binary_classes, encode_labels
+from .labels import encode_labels, find_classes
 from .read import load_table
 from .split import SPLIT_RULE, SPLITS, split_sequences
 
@@ -24,12 +24,15 @@ class PreparedData:
 
     table: EventTable
     schema: EventSchema
-    classes: list[str]  # [negative, positive]
-    y: np.ndarray  # 0/1 per sequence
+    classes: list[str]  # two: [negative, positive]
+    y: np.ndarray  # class index per sequence
     split: dict[str, np.ndarray]  # sequence indices per split
     split_meta: dict
     encoding: Encoding
     unlabelled: int  # sequences left out for having no label
+
+    def split_ids(self) -> dict[str, list[str]]:
+        return {s: [self.table.sequence_ids[i] for i in self.split[s]] for s in SPLITS}
 
 
 def _saved_split(resume: Checkpoint, ids: list[str], y: np.ndarray, say) -> dict[str, np.ndarray]:
@@ -44,8 +47,8 @@ def _saved_split(resume: Checkpoint, ids: list[str], y: np.ndarray, say) -> dict
     unseen = sum(sid not in where for sid in ids)
     if unseen:  # never into val or test: those must stay comparable across continuations
         say(f"{unseen} sequences not in the saved split go to train")
-    split = {name: np.asarray([i for i, sid in enumerate(ids) if where.get(sid, "train") == name], dtype=np.int64)
-             for name in SPLITS}
+    names = np.asarray([SPLITS.index(where.get(sid, "train")) for sid in ids])
+    split = {name: np.flatnonzero(names == k) for k, name in enumerate(SPLITS)}
     if not len(split["val"]) or len(np.unique(y[split["train"]])) < 2:
         raise InputFileError(
             f"these events leave the saved split of {split_file} without validation sequences or with one class "
@@ -58,11 +61,13 @@ def prepare_data(cfg: TrainConfig, resume: Checkpoint | None, say) -> PreparedDa
     saved = resume.meta if resume else None
     source = merge_source(cfg.source, saved["data"]["encoding"]["schema"]) if saved else cfg.source
     table, schema = load_table(source, need_labels=True)
-    classes = saved["data"]["classes"] if saved else binary_classes(table.labels, cfg.positive_label)
+    for note in table.notes:
+        say(note)
+    classes = saved["data"]["classes"] if saved else find_classes(table.labels, cfg.positive_label)
     y = encode_labels(table.labels, classes)
     labelled = np.flatnonzero(y >= 0)
     if not len(labelled):
-        raise InputFileError(f"no labels: none of the {len(y)} sequences is labelled {classes[0]!r} or {classes[1]!r}")
+        raise InputFileError(f"no labels: none of the {len(y)} sequences has one of the labels {', '.join(map(repr, classes[:5]))}")
     unlabelled = len(y) - len(labelled)
     if unlabelled:
         table, y = table.subset(labelled), y[labelled]
@@ -81,15 +86,27 @@ def summary(cfg: TrainConfig, data: PreparedData, opts: dict, weights: np.ndarra
     t, s, y, classes = data.table, data.split, data.y, data.classes
     longer = int(np.sum(t.lengths > opts["max_length"]))
     end = "last" if opts["truncate"] == "keep_last" else "first"
+    counts = ", ".join(_split_counts(k, s[k], y, classes) for k in SPLITS)
     return [
         f"read {len(t.sequence_ids)} labelled sequences, {int(t.offsets[-1])} events"
         + (f"; {data.unlabelled} sequences without a label left out" if data.unlabelled else ""),
         f"fields: categorical {', '.join(data.schema.categorical_cols) or '-'} "
         f"(vocabulary sizes {', '.join(map(str, data.encoding.vocab_sizes)) or '-'}); "
         f"numeric {', '.join(data.schema.numeric_cols) or '-'}",
-        f"split by sequence id (seed {data.split_meta['seed']}): "
-        + ", ".join(f"{k} {len(s[k])} ({int(y[s[k]].sum())} positive)" for k in SPLITS),
-        f"positive class {classes[1]!r}; class weights ({cfg.class_weights}): "
-        f"{classes[0]!r} {weights[0]:.3f}, {classes[1]!r} {weights[1]:.3f}",
+        f"split by sequence id (seed {data.split_meta['seed']}): {counts}",
+        _classes_line(cfg, classes, weights),
         f"truncation: {longer} sequences longer than {opts['max_length']} events keep their {end} {opts['max_length']}",
     ]
+
+
+def _split_counts(name: str, idx: np.ndarray, y: np.ndarray, classes: list[str]) -> str:
+    if len(classes) == 2:
+        return f"{name} {len(idx)} ({int(y[idx].sum())} positive)"
+    return f"{name} {len(idx)} ({len(np.unique(y[idx]))} classes)"
+
+
+def _classes_line(cfg: TrainConfig, classes: list[str], weights: np.ndarray) -> str:
+    shown = ", ".join(f"{c!r} {w:.3f}" for c, w in zip(classes[:8], weights[:8])) + (", ..." if len(classes) > 8 else "")
+    if len(classes) == 2:
+        return f"positive class {classes[1]!r}; class weights ({cfg.class_weights}): {shown}"
+    return f"{len(classes)} classes; class weights ({cfg.class_weights}): {shown}"

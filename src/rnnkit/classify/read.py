@@ -13,7 +13,8 @@ def load_table(src: EventSource, need_labels: bool = True) -> tuple[EventTable, 
     return load_yoochoose(src, need_labels) if src.format == "yoochoose" else load_generic(src, need_labels)
 
 
-def source_for(schema: EventSchema, events: str, labels: str | None = None, buys: str | None = None) -> EventSource:
+def source_for(schema: EventSchema, events: str, labels: str | None = None, buys: str | None = None,
+               skip_bad_rows: bool = False) -> EventSource:
     """Read new events exactly the way a trained model's schema says."""
     return EventSource(
         events=events,
@@ -26,4 +27,5 @@ def source_for(schema: EventSchema, events: str, labels: str | None = None, buys
         categorical_cols=list(schema.categorical_cols),
         numeric_cols=list(schema.numeric_cols),
         fixed_schema=True,
+        skip_bad_rows=skip_bad_rows,
     )

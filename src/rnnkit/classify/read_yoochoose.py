@@ -2,8 +2,8 @@
 `session,timestamp,item,price,quantity`; the label is whether the session bought something.
 
 The full clicks file holds 33 million rows, so it is read in chunks into typed arrays
-(int64 session ids and milliseconds, int32 codes of item and category text) and only the
-finished table holds Python strings, one object per distinct value.
+(int64 session ids and milliseconds, int32 codes of item and category text); the table
+keeps the codes, and Python strings only for the distinct values.
 """
 
 from __future__ import annotations
@@ -12,7 +12,7 @@ import numpy as np
 
 from ..errors import ConfigError, InputFileError
 from .csv_chunks import read_chunks
-from .events import EventSchema, EventSource, EventTable
+from .events import Codes, EventSchema, EventSource, EventTable
 
 # no header in the files; these are the column names rnnkit gives them
 YOOCHOOSE_CLICKS = ("session", "timestamp", "item", "category")
@@ -31,9 +31,8 @@ class Vocabulary:
         codes = [self.codes.setdefault(v, len(self.codes)) for v in distinct.tolist()]
         return np.asarray(codes, dtype=np.int32)[inverse]
 
-    def decode(self, codes: np.ndarray) -> list[str]:
-        values = np.array([v.decode() for v in self.codes], dtype=object)
-        return values[codes].tolist()  # one str object per distinct value, shared
+    def decode(self, codes: np.ndarray) -> Codes:
+        return Codes(codes, [v.decode() for v in self.codes])
 
 
 def session_ids(values: np.ndarray, lines: np.ndarray, path: str) -> np.ndarray:

@@ -1,14 +1,12 @@
-"""What a run shows: the side-by-side metrics table and the ROC plot."""
+"""What a run prints: the models side by side, then the LSTM's per-class scores and its
+confusion matrix for each split (long ones are left to report.json and confusion.png)."""
 
 from __future__ import annotations
 
-import io
-from pathlib import Path
+from .scores import MODELS, TOP_K, confusion_array
 
-import numpy as np
-
-from ..core.atomic import atomic_write_bytes
-from .metrics import MODELS, roc_auc, roc_curve
+PRINT_CLASSES_UP_TO = 30  # per-class lines
+PRINT_CONFUSION_UP_TO = 10  # classes
 
 
 def fmt_score(x: float | None) -> str:
@@ -16,52 +14,46 @@ def fmt_score(x: float | None) -> str:
 
 
 def format_metrics(metrics: dict[str, dict[str, dict]], classes: list[str]) -> str:
-    """The side-by-side table, then the LSTM's confusion matrix per split."""
-    lines = [f"{'split':<6} {'model':<22} {'accuracy':>8} {'ROC AUC':>8} {'PR AUC':>8}   n (positive)"]
+    lines = _side_by_side(metrics, classes)
     for split, models in metrics.items():
-        for name, m in models.items():
-            lines.append(
-                f"{split:<6} {MODELS[name]:<22} {fmt_score(m['accuracy'])} {fmt_score(m['roc_auc'])} {fmt_score(m['pr_auc'])}"
-                f"   {m['n']} ({m['positives']})"
-            )
-    width = max(8, *(len(c) + 5 for c in classes))
-    for split, models in metrics.items():
-        c = models["lstm"]["confusion"]
-        lines += [
-            "",
-            f"LSTM confusion on {split} (rows: true class, columns: predicted; positive = {classes[1]!r}):",
-            " " * width + "".join(f"{'pred ' + k:>{width}}" for k in classes),
-            f"{'true ' + classes[0]:<{width}}{c['tn']:>{width}}{c['fp']:>{width}}",
-            f"{'true ' + classes[1]:<{width}}{c['fn']:>{width}}{c['tp']:>{width}}",
-        ]
+        lines += ["", *_per_class(split, models["lstm"], classes)]
+        lines += ["", *_confusion(split, models["lstm"], classes)]
     return "\n".join(lines)
 
 
-def plot_roc(y_by_split: dict[str, np.ndarray], scores: dict[str, dict[str, np.ndarray]], path: Path) -> None:
-    """One panel per split, the three models' ROC curves in each."""
-    from matplotlib.backends.backend_agg import FigureCanvasAgg
-    from matplotlib.figure import Figure
+def _side_by_side(metrics: dict[str, dict[str, dict]], classes: list[str]) -> list[str]:
+    binary, many = len(classes) == 2, len(classes) > TOP_K
+    extra = f" {'PR AUC':>8}" if binary else f" {'top-' + str(TOP_K):>8}" if many else ""
+    header = f"{'split':<6} {'model':<22} {'accuracy':>8} {'macro F1':>8} {'wtd F1':>8} {'ROC AUC':>8}{extra}"
+    lines = [header + f"   n{' (positive)' if binary else ''}"]
+    for split, models in metrics.items():
+        for name, m in models.items():
+            more = " " + fmt_score(m["pr_auc"]) if binary else " " + fmt_score(m[f"top_{TOP_K}_accuracy"]) if many else ""
+            count = f"{m['n']} ({m['positives']})" if binary else str(m["n"])
+            lines.append(f"{split:<6} {MODELS[name]:<22} {fmt_score(m['accuracy'])} {fmt_score(m['macro_f1'])} "
+                         f"{fmt_score(m['weighted_f1'])} {fmt_score(m['roc_auc'])}{more}   {count}")
+    return lines
 
-    splits = [s for s in y_by_split if roc_auc(y_by_split[s], scores[s]["lstm"]) is not None]
-    if not splits:
-        return
-    fig = Figure(figsize=(5.2 * len(splits), 4.8))
-    FigureCanvasAgg(fig)
-    style = {"lstm": dict(color="C0", lw=2), "bag_of_events": dict(color="C1", lw=1.6),
-             "majority": dict(color="gray", lw=1, ls="--")}
-    titles = {"val": "validation", "test": "test", "eval": "evaluation"}
-    for k, split in enumerate(splits):
-        ax = fig.add_subplot(1, len(splits), k + 1)
-        y = y_by_split[split]
-        for name in ("lstm", "bag_of_events", "majority"):
-            fpr, tpr = roc_curve(y, scores[split][name])
-            ax.plot(fpr, tpr, label=f"{MODELS[name]} (AUC {roc_auc(y, scores[split][name]):.3f})", **style[name])
-        ax.set(xlim=(-0.01, 1.01), ylim=(-0.01, 1.01), xlabel="false positive rate", ylabel="true positive rate",
-               title=f"ROC, {titles.get(split, split)} (n={len(y)}, {int(y.sum())} positive)")
-        ax.set_aspect("equal")
-        ax.grid(alpha=0.3)
-        ax.legend(loc="lower right", fontsize=9)
-    fig.tight_layout()
-    buf = io.BytesIO()
-    fig.savefig(buf, format="png", dpi=100)
-    atomic_write_bytes(path, buf.getvalue())
+
+def _per_class(split: str, m: dict, classes: list[str]) -> list[str]:
+    if len(classes) > PRINT_CLASSES_UP_TO:
+        return [f"LSTM per-class precision / recall / support on {split}: {len(classes)} classes, in report.json"]
+    width = max(8, *(len(c) for c in classes))
+    lines = [f"LSTM per class on {split}:", f"{'class':<{width}} {'precision':>9} {'recall':>8} {'F1':>8} {'support':>8}"]
+    for c in classes:
+        s = m["per_class"][c]
+        lines.append(f"{c:<{width}} {s['precision']:9.3f} {s['recall']:8.3f} {s['f1']:8.3f} {s['support']:8d}")
+    return lines
+
+
+def _confusion(split: str, m: dict, classes: list[str]) -> list[str]:
+    if len(classes) > PRINT_CONFUSION_UP_TO:
+        return [f"LSTM confusion matrix on {split}: {len(classes)} x {len(classes)}, in report.json and confusion.png"]
+    matrix = confusion_array(m["confusion_matrix"], len(classes))
+    width = max(8, *(len(c) + 5 for c in classes))
+    what = f"positive = {classes[1]!r}" if len(classes) == 2 else "counts"
+    lines = [f"LSTM confusion on {split} (rows: true class, columns: predicted; {what}):",
+             " " * width + "".join(f"{'pred ' + k:>{width}}" for k in classes)]
+    for i, c in enumerate(classes):
+        lines.append(f"{'true ' + c:<{width}}" + "".join(f"{v:>{width}}" for v in matrix[i]))
+    return lines

@@ -1,5 +1,6 @@
-"""A synthetic set whose label lives only in the order of two events, as a generic CSV or
-as a YOOCHOOSE clicks/buys pair."""
+"""Synthetic sets whose label lives only in the order of events: two classes (is A before B?)
+as a generic CSV or as a YOOCHOOSE clicks/buys pair, or K classes (which of K events that
+every sequence holds once comes first?) as a generic CSV."""
 
 from __future__ import annotations
 
@@ -19,7 +20,7 @@ SYNTH_CATEGORIES = {"A": "0", "B": "0", "C": "S", "D": "1", "E": "2", "F": "3", 
 
 @dataclass
 class SynthSequence:
-    label: int
+    label: int | str
     events: list[str]
     values: np.ndarray  # numeric field, independent of the label
     gaps: np.ndarray  # seconds since the previous event
@@ -45,6 +46,44 @@ def synth_sequences(n: int, seed: int = 0, positive_rate: float = 0.3,
         values = np.round(rng.normal(size=length), 3)
         gaps = np.round(rng.exponential(20.0, size=length), 3)
         out.append(SynthSequence(label, events, values, gaps))
+    return out
+
+
+def signal_events(k: int) -> list[str]:
+    """A, B, C... (S01, S02... past 26): the events whose order is the label."""
+    if k <= 26:
+        return [chr(ord("A") + i) for i in range(k)]
+    return [f"S{i + 1:0{len(str(k))}d}" for i in range(k)]
+
+
+K_FILLERS = ("u", "v", "w", "x", "y", "z")
+
+
+def synth_k_sequences(n: int, k: int, seed: int = 0, min_events: int | None = None,
+                      max_events: int | None = None) -> list[SynthSequence]:
+    """Every sequence holds each of k signal events once, in random order, among fillers;
+    its label is the signal event that comes first (classes equally likely).
+
+    Every class has the same counts of every event and the same lengths, so a bag of events
+    is at chance (1/k): only the order tells.
+    """
+    min_events = max(6, k) if min_events is None else min_events
+    max_events = max(30, 3 * k) if max_events is None else max_events
+    if n < 1 or k < 2 or not k <= min_events <= max_events:
+        raise ConfigError(f"synth --classes {k} needs --sequences >= 1 and {k} <= --min_events <= --max_events: "
+                          "each sequence holds each of the classes' events once")
+    rng, signals = np.random.default_rng(seed), signal_events(k)
+    out = []
+    for _ in range(n):
+        length = int(rng.integers(min_events, max_events + 1))
+        events = [str(e) for e in rng.choice(K_FILLERS, size=length)]
+        slots = np.sort(rng.choice(length, size=k, replace=False))
+        order = rng.permutation(k)
+        for slot, which in zip(slots, order):
+            events[slot] = signals[which]
+        values = np.round(rng.normal(size=length), 3)
+        gaps = np.round(rng.exponential(20.0, size=length), 3)
+        out.append(SynthSequence(signals[order[0]], events, values, gaps))
     return out
 
 

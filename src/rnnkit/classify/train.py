@@ -1,187 +1,159 @@
-"""`classify train`: the LSTM trained next to the majority-class and bag-of-events
-baselines on the same split. Checkpoints every epoch, keeps the lowest validation loss as
-classifier_best.json, and writes report.json, split.json and roc.png."""
+"""`classify train`, step by step: load and split the data, fit the baselines, train the
+LSTM (trainer.py), then report the best epoch beside the baselines (evaluate.py)."""
 
 from __future__ import annotations
 
 import json
-import math
 import time
-from dataclasses import asdict, dataclass
+from collections.abc import Callable
+from dataclasses import asdict, dataclass, fields
 from pathlib import Path
-from typing import Callable
 
 import numpy as np
 import torch
-import torch.nn as nn
 
 from ..core.atomic import atomic_write_text
-from ..core.checkpoint import (
-    load_checkpoint,
-    pack_optimizer,
-    save_checkpoint,
-    unpack_optimizer,
-)
-from ..errors import ConfigError, RnnkitError
-from .baseline import fit_bag_of_events
-from .config import TrainConfig, pick_device, resolve_options
-from .metrics import MODELS, binary_metrics, roc_auc
-from .model import (
-    Batcher,
-    EventLSTM,
-    ModelConfig,
-    class_weights_for,
-    length_batches,
-    lstm_logits,
-    sigmoid,
-    weighted_bce,
-)
-from .prepare import prepare_data, summary
-from .report import fmt_score, format_metrics, plot_roc
-from .run_dir import (
-    NAME,
-    check_run_dir,
+from ..core.checkpoint import Checkpoint, load_checkpoint, unpack_optimizer
+from ..core.device import resolve_device
+from ..errors import CheckpointError, ConfigError
+from .baseline import BagOfEvents
+from .checkpoint import (
+    FORMAT,
+    KIND,
+    check_run_folder,
+    clear_run_folder,
     load_classifier_checkpoint,
-    prepare_run_dir,
-    write_split,
 )
-from .split import SPLITS
+from .config import TrainConfig, resolve_options
+from .evaluate import Baselines, score_splits, write_report
+from .model import Batcher, EventLSTM, ModelConfig, class_weights_for
+from .prepare import PreparedData, prepare_data, summary
+from .report import format_metrics
+from .split import write_split
+from .trainer import LSTMTrainer, Outcome, RunState
 
 
 @dataclass
 class TrainResult:
     run_dir: Path
-    report: dict
-    model: EventLSTM  # best weights loaded
+    report: dict | None  # None when the run was interrupted
+    model: EventLSTM  # the best epoch's weights (the last ones when interrupted)
     split_ids: dict[str, list[str]]
-    scores: dict[str, dict[str, np.ndarray]]  # split -> model name -> positive-class scores
-
-
-def train_epoch(model: EventLSTM, optimizer: torch.optim.Optimizer, batcher: Batcher, idx: np.ndarray,
-                y: torch.Tensor, class_weights: torch.Tensor, cfg: TrainConfig, epoch: int) -> float:
-    model.train()
-    rng = np.random.default_rng([cfg.seed, epoch])  # batch order depends on (seed, epoch) only: resumable
-    total = 0.0
-    for b in length_batches(idx, batcher.lengths, cfg.batch_size, rng):
-        loss = weighted_bce(model(*batcher(b)), y[b], class_weights)
-        optimizer.zero_grad(set_to_none=True)
-        loss.backward()
-        nn.utils.clip_grad_norm_(model.parameters(), cfg.grad_clip)
-        optimizer.step()
-        total += loss.item() * len(b)
-    return total / len(idx)
+    probabilities: dict[str, dict[str, np.ndarray]]  # split -> model -> (n, K)
+    stopped: str  # finished | time_budget | interrupted
+    stop_signal: int | None = None
+    checkpoint: Path | None = None  # the last one written
 
 
 def train_classifier(cfg: TrainConfig, log: Callable[[str], None] = print) -> TrainResult:
     say = (lambda *_: None) if cfg.quiet else log
-    device = pick_device(cfg.device)
-    run_dir = Path(cfg.run_dir)
-    resume = load_classifier_checkpoint(cfg.init_from, newest=True) if cfg.init_from else None
-    saved = resume.meta if resume else None
-    if saved and cfg.max_epochs <= saved["epoch"]:
-        raise ConfigError(
-            f"{resume.path} has already trained {saved['epoch']} epochs; "
-            f"raise --max_epochs above {saved['epoch']} to continue"
-        )
-    opts = resolve_options(cfg, {**saved["data"], **saved["model"]} if saved else None)
-    replace = check_run_dir(run_dir, cfg.force, continuing=resume is not None)
-
-    data = prepare_data(cfg, resume, say)
-    split, y = data.split, data.y
-    split_ids = {s: [data.table.sequence_ids[i] for i in split[s]] for s in SPLITS}
-    prepare_run_dir(run_dir, replace)
-    write_split(run_dir / "split.json", {k: data.split_meta[k] for k in ("seed", "val_frac", "test_frac", "rule")},
-                split_ids)
+    device = resolve_device(cfg.device, cfg.gpu)
+    resume = _continued_checkpoint(cfg)
+    opts = resolve_options(cfg, {**resume.meta["data"], **resume.meta["model"]} if resume else None)
+    replace = check_run_folder(cfg, continuing=resume is not None)
+    data = prepare_data(cfg, resume, say)  # the run folder is touched only once the data has loaded
+    clear_run_folder(cfg, replace)
+    write_split(cfg.folder / "split.json", {k: data.split_meta[k] for k in ("seed", "val_frac", "test_frac", "rule")},
+                data.split_ids())
+    atomic_write_text(cfg.folder / "config.json", json.dumps(cfg.to_dict(), indent=1))
     batcher = Batcher(data.encoding.encode(data.table), opts["max_length"], opts["truncate"], device)
-    weights = class_weights_for(y[split["train"]], cfg.class_weights)
+    weights = class_weights_for(data.y[data.split["train"]], cfg.class_weights, len(data.classes))
     for line in summary(cfg, data, opts, weights):
         say(line)
+    baselines = _baselines(data, batcher, weights, resume)
+    model, optimizer, state = _build(cfg, data, opts, device, resume, say)
+    header = _header(cfg, data, opts, model, weights, baselines)
+    trainer = LSTMTrainer(cfg, model, optimizer, batcher, data.split, data.y, weights, header,
+                          baselines.bag.tensors(), state)
+    outcome = trainer.run(continuing=resume is not None)
+    if outcome.stopped == "interrupted":
+        last = outcome.checkpoint or (resume.path if resume else None)  # no batch since: that one stands
+        return TrainResult(cfg.folder, None, model, data.split_ids(), {}, outcome.stopped, outcome.stop_signal, last)
+    return _report(cfg, data, model, baselines, batcher, outcome, state, opts, weights, log)
 
-    # the baselines: same split, same (truncated) events
+
+def _continued_checkpoint(cfg: TrainConfig) -> Checkpoint | None:
+    if not cfg.init_from:
+        return None
+    resume = load_classifier_checkpoint(cfg.init_from, newest=True)
+    done, mid_epoch = resume.meta["epoch"], resume.meta["train"]["epoch_batches"] > 0
+    if cfg.time_budget is None and cfg.max_epochs <= done and not mid_epoch:
+        raise ConfigError(f"{resume.path} has already trained {done} epochs; raise --max_epochs above {done} to continue")
+    return resume
+
+
+def _baselines(data: PreparedData, batcher: Batcher, weights: np.ndarray, resume: Checkpoint | None) -> Baselines:
+    y_train = data.y[data.split["train"]]
+    prior = np.bincount(y_train, minlength=len(data.classes)) / len(y_train)
     t0 = time.time()
-    bag = fit_bag_of_events(data.encoding.vocab_sizes, len(data.schema.numeric_cols), batcher,
-                            split["train"], y[split["train"]], weights)
-    bag_seconds = time.time() - t0
-    prior = float(y[split["train"]].mean())
+    if resume is not None:  # the same split: the same fit
+        bag = BagOfEvents.from_tensors(resume.tensors, data.encoding.vocab_sizes, len(data.classes))
+    else:
+        class_weights = None if np.all(weights == 1) else weights
+        bag = BagOfEvents.fit(batcher, data.split["train"], y_train, data.encoding.vocab_sizes, class_weights,
+                              len(data.classes))
+    return Baselines(prior, bag, time.time() - t0)
 
+
+def _build(cfg: TrainConfig, data: PreparedData, opts: dict, device: torch.device, resume: Checkpoint | None, say):
     torch.manual_seed(cfg.seed)
     model_cfg = ModelConfig(data.encoding.vocab_sizes, len(data.schema.numeric_cols), opts["embedding_size"],
-                            opts["rnn_size"], opts["num_layers"], opts["dropout"])
+                            opts["rnn_size"], opts["num_layers"], opts["dropout"], len(data.classes))
     model = EventLSTM(model_cfg).to(device)
     optimizer = torch.optim.Adam(model.parameters(), lr=opts["learning_rate"])
-    history, best_loss, best_epoch, start = [], math.inf, None, 0
-    if resume:
+    state = RunState()
+    if resume is not None:
         model.load_state_dict(resume.prefixed("model."))
-        unpack_optimizer(optimizer, resume.tensors, saved["optimizer"])
-        start, history = saved["epoch"], list(saved["train"]["history"])
-        if (run_dir / f"{NAME}_best.json").is_file():
-            best_loss, best_epoch = saved["train"]["best_val_loss"], saved["train"]["best_epoch"]
-        say(f"continuing from {resume.path} (epoch {start})")
-    if cfg.learning_rate is not None or not resume:
+        unpack_optimizer(optimizer, resume.tensors, resume.meta["optimizer"])
+        saved = resume.meta["train"]
+        state = RunState(**{f.name: saved[f.name] for f in fields(RunState)})
+        if not (cfg.folder / f"{cfg.prefix}_best.json").is_file():  # continued into a new folder
+            state.best_val_loss = state.best_iteration = state.best_epoch = None
+        torch.set_rng_state(resume.tensors["rng.torch"])
+        say(f"continuing from {resume.path} (epoch {state.epoch}, iteration {state.iteration})")
+    if cfg.learning_rate is not None or resume is None:
         for group in optimizer.param_groups:
             group["lr"] = opts["learning_rate"]
-    class_w = torch.from_numpy(weights).float()
-    y_dev = torch.from_numpy(y).to(device)
-    y_val = torch.from_numpy(y[split["val"]])
-    data_meta = {"encoding": data.encoding.to_meta(), "classes": data.classes, "max_length": opts["max_length"],
-                 "truncate": opts["truncate"], "max_vocab": cfg.max_vocab}
-    t_lstm = time.time()
-    for epoch in range(start + 1, cfg.max_epochs + 1):
-        t0 = time.time()
-        train_loss = train_epoch(model, optimizer, batcher, split["train"], y_dev, class_w.to(device), cfg, epoch)
-        val_logits = lstm_logits(model, batcher, split["val"])
-        val_loss = float(weighted_bce(torch.from_numpy(val_logits), y_val, class_w))
-        if not (math.isfinite(train_loss) and math.isfinite(val_loss)):
-            raise RnnkitError(f"training diverged at epoch {epoch} (the loss is not finite); lower --learning_rate")
-        val_auc = roc_auc(y[split["val"]], val_logits)
-        history.append({"epoch": epoch, "train_loss": train_loss, "val_loss": val_loss, "val_roc_auc": val_auc,
-                        "seconds": round(time.time() - t0, 3)})
-        improved = val_loss < best_loss
-        if improved:
-            best_loss, best_epoch = val_loss, epoch
-        say(f"epoch {epoch}/{cfg.max_epochs}  train loss {train_loss:.4f}  val loss {val_loss:.4f}  "
-            f"val ROC AUC {fmt_score(val_auc).strip()}  ({time.time() - t0:.1f}s){'  *best' if improved else ''}")
-        optim_tensors, optim_meta = pack_optimizer(optimizer)
-        tensors = {**{f"model.{k}": v for k, v in model.state_dict().items()},
-                   **{f"bag.{k}": v for k, v in bag.state_dict().items()}, **optim_tensors}
-        meta = {
-            "kind": "classifier", "epoch": epoch, "model": asdict(model_cfg), "data": data_meta,
-            "split": data.split_meta,
-            "train": {"options": {"batch_size": cfg.batch_size, "learning_rate": optimizer.param_groups[0]["lr"],
-                                  "grad_clip": cfg.grad_clip, "class_weights": cfg.class_weights,
-                                  "max_epochs": cfg.max_epochs, "seed": cfg.seed},
-                      "class_weights": weights.tolist(), "prior": prior, "history": history,
-                      "best_val_loss": best_loss, "best_epoch": best_epoch},
-            "optimizer": optim_meta,
-        }
-        path = save_checkpoint(run_dir / f"{NAME}_{epoch}.json", tensors, meta)
-        if improved:  # the best file points at this epoch's weights, no second copy
-            save_checkpoint(run_dir / f"{NAME}_best.json", tensors, meta, weights_path=path.with_suffix(".safetensors"))
-    lstm_seconds = time.time() - t_lstm
+    return model, optimizer, state
 
-    # the best epoch and both baselines, side by side on validation and test
-    model.load_state_dict(load_checkpoint(run_dir / f"{NAME}_best.json").prefixed("model."))
-    eval_splits = [s for s in ("val", "test") if len(split[s])]
-    scores = {s: {"majority": np.full(len(split[s]), prior),
-                  "bag_of_events": bag.scores(batcher, split[s]),
-                  "lstm": sigmoid(lstm_logits(model, batcher, split[s]))} for s in eval_splits}
-    y_by_split = {s: y[split[s]] for s in eval_splits}
-    metrics = {s: {m: binary_metrics(y_by_split[s], scores[s][m]) for m in MODELS} for s in eval_splits}
-    classes = data.classes
-    report = {
-        "classes": classes, "positive_class": classes[1], "threshold": 0.5,
-        "class_weights": {"mode": cfg.class_weights, classes[0]: float(weights[0]), classes[1]: float(weights[1])},
-        "sequences": {**{s: {"n": len(split[s]), "positives": int(y[split[s]].sum())} for s in SPLITS},
-                      "unlabelled_left_out": data.unlabelled},
+
+def _header(cfg: TrainConfig, data: PreparedData, opts: dict, model: EventLSTM, weights: np.ndarray,
+            baselines: Baselines) -> dict:
+    """What every checkpoint of this run says about it (its progress is added at each save)."""
+    return {
+        "kind": KIND, "classifier_format": FORMAT, "model": asdict(model.cfg),
+        "data": {"encoding": data.encoding.to_meta(), "classes": data.classes, "max_length": opts["max_length"],
+                 "truncate": opts["truncate"], "max_vocab": cfg.max_vocab},
+        "split": data.split_meta, "source": _resolved(asdict(cfg.source)), "options": cfg.options(),
+        "train": {"class_weights": weights.tolist(), "prior": baselines.prior.tolist()},
+    }
+
+
+def _resolved(source: dict) -> dict:
+    """File paths made absolute, so a --resume from another folder finds the data."""
+    return {k: str(Path(v).resolve()) if k in ("events", "labels", "buys") and v else v for k, v in source.items()}
+
+
+def _report(cfg: TrainConfig, data: PreparedData, model: EventLSTM, baselines: Baselines, batcher: Batcher,
+            outcome: Outcome, state: RunState, opts: dict, weights: np.ndarray, log) -> TrainResult:
+    best = cfg.folder / f"{cfg.prefix}_best.json"
+    if not best.is_file():
+        raise CheckpointError(f"{cfg.folder} holds no validated checkpoint to report on: the run stopped before "
+                              "its first validation; give it more --time_budget or --max_epochs")
+    model.load_state_dict(load_checkpoint(best).prefixed("model."))
+    proba, metrics = score_splits(model, baselines, batcher, data)
+    facts = {
+        "class_weights": {"mode": cfg.class_weights, **dict(zip(data.classes, map(float, weights)))},
         "truncation": {"max_length": opts["max_length"], "truncate": opts["truncate"],
                        "truncated_sequences": int(np.sum(data.table.lengths > opts["max_length"]))},
-        "best_epoch": best_epoch, "epochs": history[-1]["epoch"] if history else start,
-        "metrics": metrics,
-        "seconds": {"bag_of_events": round(bag_seconds, 3), "lstm": round(lstm_seconds, 3)},
-        "history": history,
+        "best_epoch": state.best_epoch, "best_iteration": state.best_iteration, "epochs": state.epoch,
+        "stopped": outcome.stopped, "bag_of_events_converged": baselines.bag.converged,
+        "seconds": {"bag_of_events": round(baselines.seconds, 3), "lstm": round(outcome.seconds, 3)},
+        "history": state.history,
     }
-    atomic_write_text(run_dir / "report.json", json.dumps(report, indent=1))
-    plot_roc(y_by_split, scores, run_dir / "roc.png")
-    log(f"best epoch {best_epoch} (lowest validation loss); wrote {run_dir}/report.json and {run_dir}/roc.png")
-    log(format_metrics(metrics, classes))
-    return TrainResult(run_dir, report, model, split_ids, scores)
+    report = write_report(cfg.folder, data, metrics, proba, facts)
+    pictures = "roc.png and confusion.png" if len(data.classes) == 2 else "confusion.png"
+    log(f"best epoch {state.best_epoch} (lowest validation loss); wrote {cfg.folder}/report.json and "
+        f"{cfg.folder}/{pictures}")
+    log(format_metrics(metrics, data.classes))
+    return TrainResult(cfg.folder, report, model, data.split_ids(), proba, outcome.stopped, None, outcome.checkpoint)

@@ -180,3 +180,16 @@ def draw_overlay(curves: list[list[tuple[int, float, float]]], labels: list[str]
     fig.legend(loc="lower center", ncol=ncol, fontsize=8, frameon=False)
     fig.tight_layout(rect=(0, legend_height, 1, 1))
     return fig
+
+
+def plot_run_titled(run_dir: str | Path, title: str, loss_label: str = "loss (nats per token)",
+                    out: str | Path | None = None) -> Path | None:
+    """plot_run for a run whose config.json is not a language model's (the event classifier):
+    the title and the loss axis's label given; None when nothing is logged yet."""
+    run_dir = Path(run_dir)
+    series = loss_series(read_metrics(run_dir))
+    if not series.train and not series.val:
+        return None
+    fig = draw_run(series, title)
+    fig.axes[0].set_ylabel(loss_label)
+    return save_figure(fig, Path(out) if out else run_dir / "loss.png")
