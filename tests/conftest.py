@@ -51,6 +51,20 @@ def run_cli(*args: str, cwd: Path | None = None, timeout: float = 300, env: dict
     )
 
 
+@pytest.fixture(scope="module")
+def browser():
+    """Headless Chromium (helpers_browser.py), one per test module."""
+    from helpers_browser import launch
+    from playwright.sync_api import sync_playwright
+
+    with sync_playwright() as pw:
+        browser = launch(pw)
+        try:
+            yield browser
+        finally:
+            browser.close()
+
+
 def poison_loss(monkeypatch, iterations) -> None:
     """NaN losses at these iterations, as an overflow would give (so the gradients are NaN too)."""
     from rnnkit.training.step import Stepper

@@ -11,21 +11,21 @@ from pathlib import Path
 import numpy as np
 import pytest
 import torch
+from helpers_browser import needs_chromium
 from helpers_serve import TEXT
 
 from rnnkit.cli.parser import main
 from rnnkit.core.checkpoint import save_checkpoint
-from rnnkit.errors import CheckpointError, ConfigError, InputFileError, OutputExistsError
+from rnnkit.errors import (
+    CheckpointError,
+    ConfigError,
+    InputFileError,
+    OutputExistsError,
+)
 from rnnkit.export import export
 from rnnkit.model.language_model import LanguageModel, ModelConfig
 from rnnkit.text.vocab import Vocab
 
-CHROMIUM = Path(os.environ.get("RNNKIT_CHROMIUM", "/usr/bin/chromium"))
-ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
-        "--disable-background-networking", "--disable-component-update", "--disable-sync"]
-needs_chromium = pytest.mark.skipif(
-    not CHROMIUM.exists(), reason=f"{CHROMIUM} is absent (install Debian's chromium: bash .ci/install-browser)"
-)
 MODELS = [("lstm", 2, False), ("gru", 2, False), ("rnn", 1, True)]  # type, layers, batchnorm
 
 
@@ -185,18 +185,6 @@ def test_html_embeds_the_training_lines_only_as_asked(tmp_path):
 
 
 # ---- the HTML page in Chromium ---------------------------------------------------------------
-@pytest.fixture(scope="module")
-def browser():
-    from playwright.sync_api import sync_playwright
-
-    with sync_playwright() as pw:
-        browser = pw.chromium.launch(executable_path=str(CHROMIUM), args=ARGS)
-        try:
-            yield browser
-        finally:
-            browser.close()
-
-
 def open_page(browser, path: Path):
     """The exported file opened from disk; fails the test on any script error or network request."""
     page = browser.new_page()

@@ -3,32 +3,13 @@
 from __future__ import annotations
 
 import itertools
-import os
-from pathlib import Path
 
 import httpx
 import pytest
+from helpers_browser import needs_chromium
 from helpers_serve import make_checkpoint, running_server
 
-CHROMIUM = Path(os.environ.get("RNNKIT_CHROMIUM", "/usr/bin/chromium"))
-ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
-        "--disable-background-networking", "--disable-component-update", "--disable-sync"]
-
-pytestmark = pytest.mark.skipif(
-    not CHROMIUM.exists(), reason=f"{CHROMIUM} is absent (install Debian's chromium: bash .ci/install-browser)"
-)
-
-
-@pytest.fixture(scope="module")
-def browser():
-    from playwright.sync_api import sync_playwright
-
-    with sync_playwright() as pw:
-        browser = pw.chromium.launch(executable_path=str(CHROMIUM), args=ARGS)
-        try:
-            yield browser
-        finally:
-            browser.close()
+pytestmark = needs_chromium
 
 
 def open_page(browser, url: str):

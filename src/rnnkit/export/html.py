@@ -19,6 +19,7 @@ import numpy as np
 from ..core.atomic import atomic_write_text
 from ..errors import ConfigError
 from ..model.language_model import LanguageModel
+from ..serve.page import page_with_style
 from . import Exported
 
 DATA_SLOT = "__RNNKIT_MODEL__"  # in the template's JSON <script>, after every title slot
@@ -34,7 +35,7 @@ def export_html(generator, out: Path, train_lines: set[str] | None) -> Exported:
         )
     title = page_title(generator.meta)
     data = page_data(generator, train_lines, title)
-    template = (resources.files("rnnkit.export") / "static" / "page.html").read_text(encoding="utf-8")
+    template = page_with_style((resources.files("rnnkit.export") / "static" / "page.html").read_text(encoding="utf-8"))
     head, tail = template.split(DATA_SLOT)  # split, so no text in the data is ever taken for a slot
     page = head.replace(TITLE_SLOT, html.escape(title)) + script_json(data) + tail
     atomic_write_text(out, page)

@@ -41,6 +41,7 @@ from starlette.routing import Route
 
 from ..errors import ConfigError, RnnkitError
 from ..text.vocab import UnknownTokensError
+from .page import page_with_style
 
 if TYPE_CHECKING:  # torch loads on first use, so `rnnkit serve` refuses bad flags at once
     from ..sampling.generator import Generator, SampleOptions
@@ -105,7 +106,7 @@ def create_app(generator: Generator, token: str | None = None, **limits: Any) ->
         if not isinstance(value, int) or value < 1:
             raise ConfigError(f"--{name} must be a positive whole number, got {value}")
     slots = Slots(lim.max_concurrent)
-    page = (resources.files("rnnkit.serve") / "static" / "index.html").read_text(encoding="utf-8")
+    page = page_with_style((resources.files("rnnkit.serve") / "static" / "index.html").read_text(encoding="utf-8"))
     if token is not None:
         page = page.replace("<script>", TOKEN_SCRIPT + "<script>", 1)
     training = TrainingLines(generator.meta)
