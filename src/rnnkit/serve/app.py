@@ -101,14 +101,9 @@ def create_app(generator: Generator, token: str | None = None, **limits: Any) ->
     """
     if token is not None:
         check_token(token)
-    lim = Limits(**limits)
-    for name, value in asdict(lim).items():
-        if not isinstance(value, int) or value < 1:
-            raise ConfigError(f"--{name} must be a positive whole number, got {value}")
+    lim = checked_limits(limits)
     slots = Slots(lim.max_concurrent)
-    page = page_with_style((resources.files("rnnkit.serve") / "static" / "index.html").read_text(encoding="utf-8"))
-    if token is not None:
-        page = page.replace("<script>", TOKEN_SCRIPT + "<script>", 1)
+    page = the_page(token)
     training = TrainingLines(generator.meta)
     model_info = dict(generator.describe(), limits=asdict(lim),
                       lines={"max_count": MAX_LINES, "novel": training.missing is None, "novel_note": training.missing})
@@ -124,15 +119,8 @@ def create_app(generator: Generator, token: str | None = None, **limits: Any) ->
 
     async def generate(request: Request) -> Response:
         opts = parse_options(await read_json(request), lim, generator, stream=False)
-        lease = slots.lease()
-        if lease is None:
-            return busy(lim)
-        try:
-            # a shallow copy per request: Generator keeps per-call RNG state on itself
-            samples = await run_in_threadpool(copy.copy(generator).generate, opts)
-        finally:
-            lease.release()
-        return JSONResponse({"samples": samples})
+        # a shallow copy per request: Generator keeps per-call RNG state on itself
+        return await run_leased(slots, lim, lambda: {"samples": copy.copy(generator).generate(opts)})
 
     async def generate_stream(request: Request) -> Response:
         opts = parse_options(await read_json(request), lim, generator, stream=True)
@@ -148,13 +136,7 @@ def create_app(generator: Generator, token: str | None = None, **limits: Any) ->
 
     async def lines(request: Request) -> Response:
         wanted = parse_lines(await read_json(request), lim, generator, training)
-        lease = slots.lease()
-        if lease is None:
-            return busy(lim)
-        try:
-            return JSONResponse(await run_in_threadpool(write_lines, copy.copy(generator), wanted, training))
-        finally:
-            lease.release()
+        return await run_leased(slots, lim, write_lines, copy.copy(generator), wanted, training)
 
     routes = [
         Route("/", index),
@@ -167,6 +149,31 @@ def create_app(generator: Generator, token: str | None = None, **limits: Any) ->
     handlers = {ApiError: _api_error, HTTPException: _http_error, Exception: _internal_error}
     middleware = [] if token is None else [Middleware(BearerToken, token=token)]
     return Starlette(routes=routes, exception_handlers=handlers, middleware=middleware)
+
+
+def checked_limits(limits: dict[str, Any]) -> Limits:
+    lim = Limits(**limits)
+    for name, value in asdict(lim).items():
+        if not isinstance(value, int) or value < 1:
+            raise ConfigError(f"--{name} must be a positive whole number, got {value}")
+    return lim
+
+
+def the_page(token: str | None) -> str:
+    """static/index.html with its style, and the token script when a token guards the API."""
+    page = page_with_style((resources.files("rnnkit.serve") / "static" / "index.html").read_text(encoding="utf-8"))
+    return page if token is None else page.replace("<script>", TOKEN_SCRIPT + "<script>", 1)
+
+
+async def run_leased(slots: Slots, lim: Limits, fn, *args) -> Response:
+    """fn(*args) in a worker thread holding one of the generation slots; 429 when none is free."""
+    lease = slots.lease()
+    if lease is None:
+        return busy(lim)
+    try:
+        return JSONResponse(await run_in_threadpool(fn, *args))
+    finally:
+        lease.release()
 
 
 async def _api_error(request: Request, exc: ApiError) -> Response:
