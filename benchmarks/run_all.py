@@ -25,6 +25,7 @@ import bench_corpora  # noqa: E402
 import bench_export  # noqa: E402
 import bench_preprocess  # noqa: E402
 import bench_quality  # noqa: E402
+import bench_score  # noqa: E402
 import bench_sample  # noqa: E402
 import bench_train_speed  # noqa: E402
 from common import machine  # noqa: E402
@@ -36,6 +37,7 @@ BENCHMARKS = {
     "quality": bench_quality.main,
     "corpora": bench_corpora.main,
     "export": bench_export.main,
+    "score": bench_score.main,
     "busy": lambda quick: bench_busy.main(["--budget", "20s" if quick else "40s"]),
 }
 

@@ -159,3 +159,9 @@ def test_thread_watch_switches_when_steps_slow_down_and_back_when_they_recover(m
     for _ in range(threads.RECHECK_EVERY):  # the machine is idle again: a routine recheck finds out
         run_window({2: 8, 1: 15})
     assert counts[-1] == 2 and len(notes) == 2
+
+
+def test_a_fine_tune_under_a_budget_keeps_the_checkpoints_shape():
+    cfg = train_config_from_args(build_parser().parse_args(["train", "t.txt", "--time_budget", "1m", "--finetune", "cv/ck.json"]))
+    assert "rnn_size" not in cfg.pending_auto() and "num_layers" not in cfg.pending_auto()
+    assert "learning_rate" in cfg.pending_auto()

@@ -48,7 +48,7 @@ def test_folder_and_several_files(tmp_path):
     assert len(stats.sources) == 2
 
 
-def test_reuse_vocab_and_reject_new_characters(tmp_path):
+def test_reuse_vocab_and_extend_it_with_new_characters(tmp_path):
     (tmp_path / "old.txt").write_text("abcabc")
     (tmp_path / "new.txt").write_text("cab")
     (tmp_path / "bad.txt").write_text("cabz")
@@ -59,9 +59,12 @@ def test_reuse_vocab_and_reject_new_characters(tmp_path):
     assert Vocab.load(tmp_path / "n.json").tokens == Vocab.load(tmp_path / "o.json").tokens
     with h5py.File(tmp_path / "n.h5") as f:
         assert list(f["train"][()]) == [3, 1, 2]
-    with pytest.raises(InputFileError, match="'z'"):
-        preprocess(input_txt=[str(tmp_path / "bad.txt")], output_h5=str(tmp_path / "b.h5"),
-                   output_json=str(tmp_path / "b.json"), vocab=str(tmp_path / "o.json"), quiet=True)
+    # a new character extends the vocabulary: the old ids keep their meaning, 'z' gets the next one
+    preprocess(input_txt=[str(tmp_path / "bad.txt")], output_h5=str(tmp_path / "b.h5"),
+               output_json=str(tmp_path / "b.json"), vocab=str(tmp_path / "o.json"), quiet=True, val_frac=0, test_frac=0)
+    assert Vocab.load(tmp_path / "b.json").tokens == [*Vocab.load(tmp_path / "o.json").tokens, "z"]
+    with h5py.File(tmp_path / "b.h5") as f:
+        assert list(f["train"][()]) == [3, 1, 2, 4]
 
 
 def test_streams_across_chunk_boundaries(tmp_path, monkeypatch):

@@ -79,7 +79,8 @@ def train_config_from_args(args):
         return resume_config(args.resume, {k: v for k, v in typed.items() if v != AUTO})
     options = {**defaults(TrainConfig), **typed}
     if options["time_budget"] is not None:
-        options.update({k: AUTO for k in AUTO_FIELDS if k not in typed})
+        shaped = ("rnn_size", "num_layers") if options["init_from"] or options["finetune"] else ()  # the checkpoint's shape stays
+        options.update({k: AUTO for k in AUTO_FIELDS if k not in typed and k not in shaped})
     if args.text:
         if options["input_h5"] or options["input_json"]:
             raise ConfigError("give either a text file or --input_h5/--input_json, not both")

@@ -12,7 +12,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Iterator
+from typing import Iterable, Iterator
 
 import numpy as np
 import torch
@@ -22,7 +22,9 @@ from ..core.device import resolve_device
 from ..errors import ConfigError, RnnkitError
 from ..model.language_model import LanguageModel, model_from_checkpoint
 from ..text.vocab import UnknownTokensError, Vocab
+from . import score as scoring
 from .cpu_step import CpuLM, blas_threads_for
+from .score import ScoreResult
 
 
 @dataclass
@@ -112,6 +114,20 @@ class Generator:
         tail = decoder.flush()
         if tail:
             yield tail
+
+    # ---- scoring (score.py) ------------------------------------------------------------
+    def score(self, text: str | bytes, skip_unknown: bool = False, amp: str = "off") -> ScoreResult:
+        """How well the model predicts `text`: nats and bits per token, perplexity, tokens counted.
+        The first token is predicted from the start of a line, as sampling begins."""
+        return scoring.score_text(self.model, self.vocab, text, skip_unknown, scoring.precision_for(amp, self.model))
+
+    def score_lines(self, lines: Iterable[str | bytes], skip_unknown: bool = False, amp: str = "off") -> list[ScoreResult]:
+        """One result per line, each with its newline and from a fresh state, as list mode generates it."""
+        return scoring.score_lines(self.model, self.vocab, lines, skip_unknown, scoring.precision_for(amp, self.model))
+
+    def next_tokens(self, text: str | bytes = "", k: int = 10, skip_unknown: bool = False) -> list[tuple[str, float]]:
+        """The k most likely tokens after `text` (empty: the start of a line), with their probabilities."""
+        return scoring.next_tokens(self.model, self.vocab, text, k, skip_unknown)
 
     # ---- the loop --------------------------------------------------------------------
     def _decode(self, row: list[int]) -> str:

@@ -23,7 +23,7 @@ import numpy as np
 
 from ..core.atomic import atomic_write_text, ensure_writable_folder
 from ..errors import ConfigError, InputFileError, OutputExistsError
-from .vocab import WORD_PATTERN, UnknownTokensError, Vocab, token_of_byte
+from .vocab import WORD_PATTERN, Vocab, token_of_byte
 
 CHUNK_BYTES = 4 << 20
 SPLITS = ("train", "val", "test")
@@ -41,7 +41,7 @@ class PreprocessConfig:
     test_frac: float = 0.1
     encoding: str = "utf-8"  # or "bytes"
     tokens: str = "char"  # or "word"
-    vocab: str | None = None  # reuse this JSON's vocabulary
+    vocab: str | None = None  # reuse this vocabulary (preprocess JSON or checkpoint JSON), extended with new symbols
     max_vocab: int = 10000  # word mode: most frequent words kept, the rest become <unk>
     quiet: bool = False
     force: bool = False
@@ -175,18 +175,25 @@ def scan_vocab(files: list[Path], kind: str, max_vocab: int) -> tuple[Vocab, int
     return Vocab(tokens, kind), total
 
 
-def count_tokens(files: list[Path], vocab: Vocab) -> int:
-    """Token count with a given vocabulary; fails on symbols it lacks."""
-    total = 0
-    for chunk in iter_chunks(files, vocab.kind):
-        try:
-            total += len(vocab.encode(chunk))
-        except UnknownTokensError as e:
-            raise InputFileError(
-                f"the text has {e}; preprocess without --vocab to build a new vocabulary "
-                "(a model trained on the old one cannot learn new characters)"
-            ) from None
-    return total
+def reuse_vocab(files: list[Path], base: Vocab) -> tuple[Vocab, int, list[str]]:
+    """(vocabulary, token count, tokens added) for --vocab: the base vocabulary with the symbols
+    of the text that it lacks appended, in order of first appearance, so every old id keeps
+    its meaning and a model trained on the old one can grow into it (fine-tuning). A word
+    vocabulary is kept as it is: unknown words are <unk>, as in the text it was built from."""
+    if base.kind == "word":
+        return base, sum(len(base.encode(chunk)) for chunk in iter_chunks(files, "word")), []
+    found, total = scan_vocab(files, base.kind, 0)
+    added = [t for t in found.tokens if base.id_of(t) is None]
+    return base.extended(added), total, added
+
+
+def describe_reuse(vocab_path: str, base: Vocab, added: list[str]) -> str:
+    if not added:
+        return f"Reused the vocabulary of {vocab_path} (the text has nothing it lacks)"
+    names = base.describe_tokens(added[:10]) + ([f"and {len(added) - 10} more"] if len(added) > 10 else [])
+    what = "byte" if base.kind == "bytes" else "character"
+    return (f"Extended the vocabulary of {vocab_path}: {len(added)} new {what}{'s' * (len(added) > 1)} "
+            f"appended as ids {len(base) + 1}-{len(base) + len(added)} ({', '.join(names)}); old ids keep their meaning")
 
 
 # ---- pass 2: encode + write -----------------------------------------------------------------
@@ -227,17 +234,21 @@ def preprocess(config: PreprocessConfig | None = None, **kwargs) -> CorpusStats:
     files = input_files(cfg.input_txt)
     out_h5, out_json = Path(cfg.output_h5), Path(cfg.output_json)
     _check_outputs(files, [out_h5, out_json], cfg.force)
+    reused = None
     if cfg.vocab:
-        vocab = Vocab.load(cfg.vocab)
-        if (vocab.kind == "bytes") != (cfg.kind == "bytes"):
-            raise ConfigError(f"--vocab {cfg.vocab} is a {vocab.kind} vocabulary; match it with --encoding/--tokens")
-        total = count_tokens(files, vocab)
+        base = Vocab.load(cfg.vocab)
+        if (base.kind == "bytes") != (cfg.kind == "bytes"):
+            raise ConfigError(f"--vocab {cfg.vocab} is a {base.kind} vocabulary; match it with --encoding/--tokens")
+        vocab, total, added = reuse_vocab(files, base)
+        reused = describe_reuse(cfg.vocab, base, added)
     else:
         vocab, total = scan_vocab(files, cfg.kind, cfg.max_vocab)
     sizes = split_sizes(total, cfg.val_frac, cfg.test_frac)
     stats = CorpusStats(len(vocab), total, sizes, np.dtype(vocab.dtype).name, [str(f.resolve()) for f in files])
     if not cfg.quiet:
         print(stats.report())
+        if reused:
+            print(reused)
 
     # Write next to the targets, then rename: a failure leaves earlier files untouched.
     fd, tmp = tempfile.mkstemp(prefix=f".{out_h5.name}.", suffix=".tmp", dir=out_h5.parent)

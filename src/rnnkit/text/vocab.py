@@ -21,6 +21,7 @@ from ..errors import InputFileError, RnnkitError
 
 KINDS = ("char", "bytes", "word")
 UNKNOWN_WORD = "<unk>"
+CHECKPOINT_FORMAT = "rnnkit-checkpoint"  # core/checkpoint.py's FORMAT: a checkpoint's JSON holds its vocabulary
 # Words are runs of word characters, single punctuation marks, or newlines; spaces are
 # implied between tokens and put back by decode().
 WORD_PATTERN = re.compile(r"\w+|[^\w\s]|\n")
@@ -53,6 +54,20 @@ class Vocab:
 
     def id_of(self, token: str) -> int | None:
         return self._index.get(token)
+
+    def extended(self, tokens: Iterable[str]) -> "Vocab":
+        """This vocabulary with the tokens it lacks appended: every old id keeps its meaning."""
+        return Vocab(self.tokens + [t for t in dict.fromkeys(tokens) if t not in self._index], self.kind)
+
+    def first_difference(self, base: "Vocab") -> int | None:
+        """The first id that means another token here than in `base` (or that this vocabulary
+        lacks); None when this one extends `base`: the same kind, base's tokens at the same ids."""
+        if self.kind != base.kind:
+            return 1
+        for i, tok in enumerate(base.tokens):
+            if i >= len(self.tokens) or self.tokens[i] != tok:
+                return i + 1
+        return None
 
     # ---- building -------------------------------------------------------------------
     @classmethod
@@ -111,6 +126,12 @@ class Vocab:
             return [f"byte {int(c)}" for c in codes]
         return [repr(chr(int(c))) for c in codes]
 
+    def describe_tokens(self, tokens: Iterable[str]) -> list[str]:
+        """Tokens as messages name them: 'a', '\\n', byte 195."""
+        if self.kind == "word":
+            return [repr(t) for t in tokens]
+        return self.describe_codes(np.array([self._symbol_code(t) for t in tokens], dtype=np.int64))
+
     def decode(self, ids: Iterable[int]) -> str:
         ids = [int(i) for i in ids]
         toks = [self.tokens[int(i) - 1] for i in ids]
@@ -152,7 +173,11 @@ class Vocab:
 
     @classmethod
     def load(cls, path: str | Path) -> "Vocab":
-        return cls.from_json_dict(read_vocab_json(path))
+        """From preprocess's (or torch-rnn's) JSON file, or from a checkpoint's JSON file."""
+        data = read_vocab_json(path)
+        if isinstance(data, dict) and data.get("format") == CHECKPOINT_FORMAT and "vocab" in data:
+            data = data["vocab"]
+        return cls.from_json_dict(data)
 
 
 def read_vocab_json(path: str | Path) -> dict:

@@ -24,6 +24,10 @@ class TrainConfig:
     init_from: str | None = option(None, "checkpoint to continue training from", group="model", compared=False)
     reset_iterations: bool = option(True, "1: restart the iteration counter (torch-rnn's default)",
                                     parse=torch_bool, group="model", compared=False)
+    finetune: str | None = option(None, "fine-tune this checkpoint on new text: --init_from CKPT --reset_iterations 1 "
+                                  "(characters it lacks are added to its vocabulary)", group="model", compared=False,
+                                  metavar="CKPT")
+    parent: str | None = option(None, flag=False, compared=False)  # the checkpoint the run started from (set by the trainer)
     model_type: str = option("lstm", "lstm, gru or rnn", group="model")
     wordvec_size: int = option(64, parse=int, group="model")
     rnn_size: int = option(128, "hidden units, or auto", parse=int, auto=True, group="model")
@@ -66,6 +70,10 @@ class TrainConfig:
     auto_choice: dict = option({}, flag=False, compared=False)  # what `auto` sizes resolved to, and why
 
     def __post_init__(self) -> None:
+        if self.finetune is not None:  # an alias, folded in so that a saved config means the same when read back
+            if self.init_from not in (None, self.finetune) or not self.reset_iterations:
+                raise ConfigError("--finetune CKPT means --init_from CKPT --reset_iterations 1; give one or the other")
+            self.init_from, self.finetune = self.finetune, None
         pending = self.pending_auto()  # chosen later (training/auto.py); checked once chosen
         for name in pending:
             if getattr(self, name) != AUTO:

@@ -14,11 +14,14 @@ from ..core.checkpoint import (
     newest_intact_checkpoint,
     read_meta,
     remove_checkpoints,
+    resolve_checkpoint,
     set_aside_if_damaged,
 )
 from ..errors import CheckpointError, ConfigError, InputFileError, OutputExistsError
 from ..text.splits import check_pair
+from ..text.vocab import Vocab
 from .config import TrainConfig
+from .state import vocabulary_growth
 
 
 def prepare_run(cfg: TrainConfig) -> TrainConfig:
@@ -27,8 +30,9 @@ def prepare_run(cfg: TrainConfig) -> TrainConfig:
     if _first_start_of_restartable_launch() and cfg.run_dir.is_dir():
         (cfg.run_dir / LAUNCH_MARK).unlink(missing_ok=True)  # marked again below, once the folder is taken
     cfg = _continue_after_restart(cfg)
+    parent = resolve_checkpoint(cfg.init_from) if cfg.init_from else None
     if not cfg.input_txt:
-        _check_input_pair(cfg)  # before the run folder is made: a refused pair leaves nothing behind
+        _check_input_pair(cfg, parent)  # before the run folder is made: a refused pair leaves nothing behind
     run_dir = cfg.run_dir
     dist.on_rank0(_make_run_dir, run_dir)  # on every rank: the broadcast inside pairs the ranks up
     ensure_writable_folder(run_dir, f"--checkpoint_name {cfg.checkpoint_name}")
@@ -51,16 +55,29 @@ def prepare_run(cfg: TrainConfig) -> TrainConfig:
 
         cfg.input_h5 = str(run_dir / "corpus.h5")
         cfg.input_json = str(run_dir / "corpus.json")
-        dist.on_rank0(preprocess, input_txt=cfg.input_txt, output_h5=cfg.input_h5, output_json=cfg.input_json, quiet=cfg.quiet)
+        dist.on_rank0(preprocess, input_txt=cfg.input_txt, output_h5=cfg.input_h5, output_json=cfg.input_json,
+                      quiet=cfg.quiet, **_tokens_of(parent))
     return cfg
 
 
-def _check_input_pair(cfg: TrainConfig) -> None:
+def _tokens_of(parent: Path | None) -> dict[str, str]:
+    """preprocess's options for a run from a checkpoint: its vocabulary, extended with the text's
+    new characters (old ids kept), and its kind of tokens."""
+    if parent is None:
+        return {}
+    kind = Vocab.load(parent).kind
+    return {"vocab": str(parent), "encoding": "bytes" if kind == "bytes" else "utf-8",
+            "tokens": "word" if kind == "word" else "char"}
+
+
+def _check_input_pair(cfg: TrainConfig, parent: Path | None) -> None:
     if not cfg.input_h5 or not cfg.input_json:
         raise ConfigError("give --input_h5 and --input_json (from rnnkit preprocess), or a text file: rnnkit train my.txt")
     note = check_pair(cfg.input_h5, cfg.input_json)
     if note and dist.rank() == 0:
         print(note, file=sys.stderr, flush=True)
+    if parent is not None:  # ids that changed meaning are refused here, before anything is written
+        vocabulary_growth(Vocab.load(parent), Vocab.load(cfg.input_json), parent, cfg.input_json)
 
 
 def _make_run_dir(run_dir: Path) -> None:
@@ -120,7 +137,8 @@ def write_config(cfg: TrainConfig) -> None:
 # start of a launch that may be restarted marks the folder once it has taken it, and a restart
 # resumes only where that mark names its own launch: after a refusal it refuses again.
 LAUNCH_MARK = ".torchrun_launch"
-NOT_CARRIED = ("init_from", "reset_iterations", "input_txt", "force", "auto_choice")  # set by resume_config or the run
+# set by resume_config or the run
+NOT_CARRIED = ("init_from", "reset_iterations", "finetune", "parent", "input_txt", "force", "auto_choice")
 
 
 def _first_start_of_restartable_launch() -> bool:

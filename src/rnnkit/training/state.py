@@ -8,18 +8,26 @@ the two lists of what is saved and what is restored cannot drift apart.
 
 from __future__ import annotations
 
+import math
 import random
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any, Callable
 
 import numpy as np
 import torch
 
 from ..core import distributed as dist
-from ..core.checkpoint import pack_optimizer, unpack_optimizer
-from ..errors import RnnkitError
-from ..model.language_model import LanguageModel, state_from_tensors, state_tensors
-from .optimizer import regroup_saved_state
+from ..core.checkpoint import Checkpoint, pack_optimizer, unpack_optimizer
+from ..errors import InputFileError, RnnkitError
+from ..model.language_model import (
+    LanguageModel,
+    ModelConfig,
+    state_from_tensors,
+    state_tensors,
+)
+from ..text.vocab import Vocab
+from .optimizer import is_decayed, regroup_saved_state
 
 
 @dataclass
@@ -122,3 +130,82 @@ def restore_rng(rng: dict[str, Any], tensors: dict[str, torch.Tensor], device: t
     torch.set_rng_state(mine("rng.torch"))
     if device.type == "cuda" and mine("rng.cuda") is not None:
         torch.cuda.set_rng_state(mine("rng.cuda"), device)
+
+
+# ---- fine-tuning on text with tokens the checkpoint lacks -----------------------------------
+PER_TOKEN = ("embed.weight", "head.weight", "head.bias")  # the parameters with one row per token
+NEW_TOKEN_PRIOR = 1e-3  # a new token's starting share of the probability (judged by the output biases)
+EMBED_NOISE = 0.1  # new embedding rows: the old rows' mean plus this fraction of their spread, at random
+
+
+def vocabulary_growth(saved: Vocab, new: Vocab, checkpoint: str | Path, new_json: str | Path) -> list[str]:
+    """The tokens `new` appends to the checkpoint's vocabulary `saved`; a one-line error where
+    `new` does not extend it (an id that means another token, or is missing)."""
+    where = new.first_difference(saved)
+    if where is None:
+        return new.tokens[len(saved):]
+    if saved.kind != new.kind:
+        differs = f"it holds {new.kind} tokens, the checkpoint {saved.kind} tokens"
+    else:
+        there = saved.describe_tokens([saved.tokens[where - 1]])[0]
+        here = new.describe_tokens([new.tokens[where - 1]])[0] if where <= len(new) else "missing"
+        differs = f"id {where} is {there} in the checkpoint but {here} here, so the ids changed meaning"
+    raise InputFileError(
+        f"{new_json} does not extend the vocabulary of {checkpoint}: {differs}; preprocess the new text with "
+        f"--vocab {checkpoint} (old ids kept, new characters appended), or run: rnnkit train NEW.txt --finetune {checkpoint}"
+    )
+
+
+def grow_vocabulary(ckpt: Checkpoint, new_size: int, seed: int) -> Checkpoint:
+    """The checkpoint with room for `new_size` tokens, the new ones after the old ids; old rows unchanged.
+
+    A new embedding row is the mean of the old rows plus a little noise: it starts as an average
+    token, apart from the other new ones. A new output row has zero weights and a bias that gives
+    it about NEW_TOKEN_PRIOR of the probability, so it starts unlikely, leaves the old tokens'
+    predictions as they were, and learns from its first occurrences (a softmax output's gradient
+    does not vanish however unlikely it is). The optimizer's moments of these tensors are padded
+    with zeros, so the old rows keep theirs."""
+    model_meta = ckpt.meta["model"]
+    added = new_size - int(model_meta["vocab_size"])
+    tensors = dict(ckpt.tensors)
+    if "optimizer" in ckpt.meta:  # first: the moments are told apart by the old shapes
+        _pad_moments(tensors, ckpt.meta["optimizer"], model_meta, added)
+    generator = torch.Generator().manual_seed(seed)
+    for name, rows in _new_rows(ckpt.prefixed("model."), added, generator).items():
+        tensors[f"model.{name}"] = torch.cat([tensors[f"model.{name}"], rows])
+    return Checkpoint({**ckpt.meta, "model": {**model_meta, "vocab_size": new_size}}, tensors, ckpt.path)
+
+
+def _new_rows(weights: dict[str, torch.Tensor], added: int, generator: torch.Generator) -> dict[str, torch.Tensor]:
+    embed, head, bias = (weights[name] for name in PER_TOKEN)
+    old = embed[1:].float()  # row 0 belongs to no token
+    spread = old.std(0) if len(old) > 1 else torch.zeros(old.shape[1])
+    noise = torch.randn(added, old.shape[1], generator=generator)
+    start = torch.logsumexp(bias.float(), 0) + math.log(NEW_TOKEN_PRIOR)
+    return {
+        "embed.weight": (old.mean(0) + EMBED_NOISE * spread * noise).to(embed.dtype),
+        "head.weight": head.new_zeros(added, head.shape[1]),
+        "head.bias": start.expand(added).to(bias.dtype),
+    }
+
+
+def _pad_moments(tensors: dict[str, torch.Tensor], packed: dict, model_meta: dict, added: int) -> None:
+    """Zero rows appended to each optimizer tensor shaped like a grown parameter (Adam's two moments)."""
+    with torch.device("meta"):  # only the parameters' names, order and shapes are needed
+        model = LanguageModel(ModelConfig(**model_meta))
+    ids = _optimizer_ids(packed, model)
+    for name in PER_TOKEN:
+        shape = tensors[f"model.{name}"].shape
+        prefix = f"optim.{ids[name]}."
+        for key in [k for k in tensors if k.startswith(prefix) and tensors[k].shape == shape]:
+            moment = tensors[key]
+            tensors[key] = torch.cat([moment, moment.new_zeros(added, *shape[1:])])
+
+
+def _optimizer_ids(packed: dict, model: LanguageModel) -> dict[str, int]:
+    """Parameter name -> its id in a saved optimizer state (build_optimizer's two groups, in model order)."""
+    decayed_ids, rest_ids = (g["params"] for g in regroup_saved_state(packed, model)["param_groups"])
+    named = list(model.named_parameters())
+    decayed = [n for n, p in named if is_decayed(p)]
+    rest = [n for n, p in named if not is_decayed(p)]
+    return {**dict(zip(decayed, decayed_ids)), **dict(zip(rest, rest_ids))}

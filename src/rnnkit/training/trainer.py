@@ -18,7 +18,7 @@ import torch
 import torch.nn.functional as F
 
 from ..core import distributed as dist
-from ..core.checkpoint import checkpoint_iteration, load_checkpoint
+from ..core.checkpoint import Checkpoint, checkpoint_iteration, load_checkpoint
 from ..core.device import (
     CPU_BF16_MAX_RNN_SIZE,
     autocast_dtype,
@@ -49,7 +49,13 @@ from .optimizer import build_optimizer, set_weight_decay
 from .run_folder import prepare_run, write_config
 from .schedule import LRSchedule
 from .schedule import eval_interval as schedule_eval_interval
-from .state import TrainState, seed_everything
+from .state import (
+    NEW_TOKEN_PRIOR,
+    TrainState,
+    grow_vocabulary,
+    seed_everything,
+    vocabulary_growth,
+)
 from .step import Faults, Stepper
 from .threads import ThreadWatch
 
@@ -124,7 +130,8 @@ class Trainer:
         self.vocab = Vocab.load(cfg.input_json)
         self.data = open_data(cfg, self.vocab, self.device, self.notice)
         self.cfg = cfg = replace(cfg, batch_size=self.data.batch_size)  # the caller's config is left as it was
-        init = load_checkpoint(cfg.init_from) if cfg.init_from else None
+        init = self._fit_vocabulary(load_checkpoint(cfg.init_from)) if cfg.init_from else None
+        self.cfg = cfg = replace(cfg, parent=self._parent_of(init))
         model = self._build_model(init)
         # Fused Adam (one kernel) can skip a bad update on the device (`found_inf`), so a
         # step needs no host sync to decide it; elsewhere the step reads the flag instead.
@@ -155,16 +162,39 @@ class Trainer:
     def model(self) -> LanguageModel:
         return self.state.model
 
-    def _build_model(self, init) -> LanguageModel:
+    def _fit_vocabulary(self, init: Checkpoint) -> Checkpoint:
+        """The checkpoint to start from: grown to the data's vocabulary where that extends its own
+        (fine-tuning on text with new characters); a one-line error where the ids changed meaning."""
+        size = init.meta.get("model", {}).get("vocab_size")
+        if "vocab" not in init.meta:  # no vocabulary recorded: only the sizes can be compared
+            if size != len(self.vocab):
+                raise InputFileError(f"{init.path} has {size} tokens, {self.cfg.input_json} {len(self.vocab)}; "
+                                     "preprocess the new text with --vocab pointing at the old JSON")
+            return init
+        added = vocabulary_growth(Vocab.from_json_dict(init.meta["vocab"]), self.vocab, init.path, self.cfg.input_json)
+        if not added:
+            return init
+        names = self.vocab.describe_tokens(added[:10]) + ([f"and {len(added) - 10} more"] if len(added) > 10 else [])
+        self.notice(f"fine-tuning: the model grows from {size} to {len(self.vocab)} tokens ({', '.join(names)}); "
+                    f"new input rows start at the mean of the old ones, new outputs unlikely "
+                    f"(~{NEW_TOKEN_PRIOR:g} each or less)")
+        return grow_vocabulary(init, len(self.vocab), self.cfg.seed)
+
+    def _parent_of(self, init: Checkpoint | None) -> str | None:
+        """The checkpoint this run started from (NAME_best.json named as the checkpoint it stands
+        for, which stays); a resumed run keeps the one it started from."""
+        if init is None:
+            return None
+        if not self.cfg.reset_iterations and init.path.resolve().parent == self.cfg.run_dir.resolve():
+            return init.meta.get("parent")
+        weights = init.meta.get("weights_file")
+        numbered = init.path.with_name(Path(weights).stem + ".json") if weights else init.path
+        return str((numbered if numbered.is_file() else init.path).resolve())
+
+    def _build_model(self, init: Checkpoint | None) -> LanguageModel:
         cfg = self.cfg
         if init is not None:
-            model = model_from_checkpoint(init, self.device)
-            if model.config.vocab_size != len(self.vocab):
-                raise InputFileError(
-                    f"the checkpoint's vocabulary has {model.config.vocab_size} tokens, {cfg.input_json} has "
-                    f"{len(self.vocab)}: preprocess the new text with --vocab pointing at the old JSON"
-                )
-            return model
+            return model_from_checkpoint(init, self.device)
         mc = ModelConfig(len(self.vocab), cfg.model_type, cfg.wordvec_size, cfg.rnn_size, cfg.num_layers, cfg.dropout, cfg.batchnorm)
         torch.manual_seed(cfg.seed)  # same initial weights for the same seed, whatever else ran first
         return LanguageModel(mc).to(self.device)
@@ -268,7 +298,8 @@ class Trainer:
         self.last_saved = path
         if self.rank == 0:
             header = run_header(self.cfg, self.vocab, self.state, self.data.train.num_batches)
-            write_checkpoint(path, tensors, {**header, **meta, "val_loss": val_loss}, self.notice)
+            lineage = {"parent": self.cfg.parent} if self.cfg.parent else {}
+            write_checkpoint(path, tensors, {**header, **meta, **lineage, "val_loss": val_loss}, self.notice)
         return path
 
     def checkpoint_and_evaluate(self, progress: Progress) -> None:
