@@ -165,3 +165,18 @@ def test_a_fine_tune_under_a_budget_keeps_the_checkpoints_shape():
     cfg = train_config_from_args(build_parser().parse_args(["train", "t.txt", "--time_budget", "1m", "--finetune", "cv/ck.json"]))
     assert "rnn_size" not in cfg.pending_auto() and "num_layers" not in cfg.pending_auto()
     assert "learning_rate" in cfg.pending_auto()
+
+
+def test_a_shape_already_decided_is_the_only_one_measured():
+    measured = []
+
+    def speed(layers, width):
+        measured.append((layers, width))
+        return zen5(layers, width)
+
+    typed = choose(1_000_000, 100.0, 65, speed, shape=(2, 512))
+    assert measured == [(2, 512)] and (typed["num_layers"], typed["rnn_size"]) == (2, 512)
+    assert typed["batch_size"] == 12  # 100 s x 15k characters/s: the batch still follows the budget
+    cfg = TrainConfig(time_budget=60.0, rnn_size=64, num_layers=1, batch_size="auto")
+    assert auto.decided_shape(cfg) == (1, 64)
+    assert auto.decided_shape(TrainConfig(time_budget=60.0, rnn_size="auto")) is None

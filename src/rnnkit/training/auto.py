@@ -70,8 +70,12 @@ def largest_shape(train_tokens: int, budget: float, vocab_size: int, speed: Call
 
 
 def choose(train_tokens: int, budget: float, vocab_size: int, speed: Callable[[int, int], float],
-           machine: str = "") -> dict:
-    layers, width, rate = largest_shape(train_tokens, budget, vocab_size, speed)
+           machine: str = "", shape: tuple[int, int] | None = None) -> dict:
+    """shape: (layers, width) already decided (typed, or a checkpoint's): only it is measured."""
+    if shape is None:
+        layers, width, rate = largest_shape(train_tokens, budget, vocab_size, speed)
+    else:
+        (layers, width), rate = shape, speed(*shape)
     seen = budget * rate  # characters the budget trains on
     passes = seen / max(1, train_tokens)
     batch = 12 if seen <= 5e6 else 16 if seen <= 5e7 else 32
@@ -171,11 +175,23 @@ def _choose(cfg: TrainConfig) -> dict:
     prober = Prober(cfg, vocab_size, device, autocast_dtype(cfg.amp, device))
     prober.pick_threads()
     machine = f"on {device.type}" + (f" with {prober.speeds.thread_note}" if prober.speeds.thread_note else "") + ", "
-    choice = choose(tokens, cfg.time_budget, vocab_size, prober, machine)
+    choice = choose(tokens, cfg.time_budget, vocab_size, prober, machine, decided_shape(cfg))
     choice.update(threads=prober.speeds.threads, probe_seconds=time.perf_counter() - start)
     if prober.speeds.thread_note:
         choice["threads_tried"] = sorted({prober.most_threads, 1}, reverse=True)
     return choice
+
+
+def decided_shape(cfg: TrainConfig) -> tuple[int, int] | None:
+    """(layers, width) when auto is not to choose them: a checkpoint's, or both typed."""
+    if cfg.init_from:
+        from ..core.checkpoint import read_meta, resolve_checkpoint
+
+        model = read_meta(resolve_checkpoint(cfg.init_from)).get("model", {})
+        if "num_layers" in model and "rnn_size" in model:
+            return model["num_layers"], model["rnn_size"]
+    pending = cfg.pending_auto()
+    return None if "rnn_size" in pending or "num_layers" in pending else (cfg.num_layers, cfg.rnn_size)
 
 
 def describe_choice(choice: dict) -> str:

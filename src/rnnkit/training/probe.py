@@ -28,11 +28,7 @@ class Speeds:
 
     threads: int
     chars_per_second: dict[tuple[int, int], float] = field(default_factory=dict)
-    seconds: float = 0.0  # the time the probe took
     thread_note: str = ""
-
-    def of(self, layers: int, width: int) -> float | None:
-        return self.chars_per_second.get((layers, width))
 
 
 def step_seconds(model: LanguageModel, device: torch.device, autocast_dtype, steps: int = TIMED_STEPS) -> float:
