@@ -42,6 +42,18 @@ def small_corpus(tmp_path) -> Path:
     return path
 
 
+def train_briefly(folder: Path, text: str, **overrides):
+    """A small model trained for a moment on `text` (folder/train.txt, run in folder/run), enough
+    for its hidden state to carry context; returns rnnkit.train's result."""
+    from rnnkit.training import TrainConfig, train
+
+    (folder / "train.txt").write_text(text, encoding="utf-8")
+    settings = dict(max_iters=120, rnn_size=48, wordvec_size=16, batch_size=16, seq_length=32,
+                    learning_rate=5e-3, checkpoint_every=0, progress="none", quiet=True)
+    settings.update(overrides)
+    return train(TrainConfig(input_txt=[str(folder / "train.txt")], checkpoint_name=str(folder / "run/ck"), **settings))
+
+
 def run_cli(*args: str, cwd: Path | None = None, timeout: float = 300, env: dict | None = None) -> subprocess.CompletedProcess:
     """`rnnkit ARGS...` as a user would run it; returns the finished process."""
     full_env = dict(os.environ, PYTHONUNBUFFERED="1", **(env or {}))

@@ -7,6 +7,7 @@ import math
 import pytest
 import torch
 import torch.nn.functional as F
+from conftest import train_briefly
 
 from rnnkit.cli.parser import main
 from rnnkit.core.device import cpu_bf16_rnn_failure, cpu_has_bf16_math
@@ -15,18 +16,13 @@ from rnnkit.model.language_model import LanguageModel, ModelConfig
 from rnnkit.sampling import score as scoring
 from rnnkit.sampling.generator import Generator
 from rnnkit.text.vocab import Vocab
-from rnnkit.training import TrainConfig, train
 
 
 @pytest.fixture(scope="module")
 def run(tmp_path_factory, corpus):
     """A small model trained briefly, so that its hidden state carries context (a random one's barely does)."""
     folder = tmp_path_factory.mktemp("score")
-    (folder / "train.txt").write_text(corpus[:120_000], encoding="utf-8")
-    result = train(TrainConfig(input_txt=[str(folder / "train.txt")], checkpoint_name=str(folder / "run/ck"),
-                               max_iters=120, rnn_size=48, wordvec_size=16, batch_size=16, seq_length=32,
-                               learning_rate=5e-3, checkpoint_every=0, progress="none", quiet=True))
-    return folder, result.checkpoint
+    return folder, train_briefly(folder, corpus[:120_000]).checkpoint
 
 
 @pytest.fixture(scope="module")

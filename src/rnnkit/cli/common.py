@@ -10,7 +10,9 @@ import argparse
 
 from ..core.options import flag, parse_duration, torch_bool
 
-__all__ = ["flag", "new_parser", "parse_duration", "torch_bool"]
+__all__ = ["NO_NGRAM_HELP", "flag", "new_parser", "parse_duration", "torch_bool"]
+
+NO_NGRAM_HELP = "use the network alone, without the n-gram the checkpoint mixes in (rnnkit train --ngram)"
 
 
 def new_parser(sub, name: str, help: str, description: str | None = None) -> argparse.ArgumentParser:

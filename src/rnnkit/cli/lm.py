@@ -5,7 +5,7 @@ from __future__ import annotations
 import sys
 
 from ..errors import ConfigError
-from .common import flag, new_parser, parse_duration, torch_bool
+from .common import NO_NGRAM_HELP, flag, new_parser, parse_duration, torch_bool
 
 
 def register(sub) -> None:
@@ -105,6 +105,8 @@ def run_train(args) -> int:
     if cfg.quiet or rank() != 0:  # under torchrun, rank 0 speaks for all
         return code
     best = f", best val_loss {result.best_val_loss:.4f} ({result.best_checkpoint})" if result.best_val_loss is not None else ""
+    if result.mixed_val_loss is not None:
+        best += f", {result.mixed_val_loss:.4f} with its n-gram"
     print(f"done: {result.iteration} iterations in {result.seconds:.0f}s ({result.stopped}){best}", file=sys.stderr)
     return code
 
@@ -136,6 +138,7 @@ def _sample_parser(sub) -> None:
     flag(p, "verbose", type=torch_bool, default=False)
     flag(p, "output", default=None, help="write the text to this file instead of stdout")
     flag(p, "force", action="store_true", help="overwrite the --output file if it exists")
+    flag(p, "no_ngram", action="store_true", help=NO_NGRAM_HELP)
     p.set_defaults(func=run_sample)
 
 
@@ -150,7 +153,7 @@ def run_sample(args) -> int:
     )
     if args.output:
         _check_output_path(args.output, args.force)
-    gen = Generator.load(args.checkpoint, args.device, args.gpu)
+    gen = Generator.load(args.checkpoint, args.device, args.gpu, ngram=not args.no_ngram)
     if args.verbose:
         d = gen.describe()
         print(f"loaded {d['checkpoint']}: {d['model_type']} {d['num_layers']}x{d['rnn_size']}, "

@@ -8,7 +8,7 @@ import sys
 from pathlib import Path
 
 from ..errors import ConfigError, InputFileError
-from .common import flag, new_parser
+from .common import NO_NGRAM_HELP, flag, new_parser
 
 
 def register(sub) -> None:
@@ -33,6 +33,7 @@ def register(sub) -> None:
          help="off (float32, default), or bf16: faster on a CPU with bf16 instructions, ~1e-4 less exact")
     flag(p, "gpu", type=int, default=None, help="torch-rnn's GPU index; -1 for the CPU")
     flag(p, "device", default="auto", help="auto, cpu, cuda, cuda:N or mps")
+    flag(p, "no_ngram", action="store_true", help=NO_NGRAM_HELP)
     p.set_defaults(func=run_score)
 
 
@@ -48,7 +49,7 @@ def run_score(args) -> int:
                           "or --top_k K --start_text TEXT for the most likely next tokens")
     if args.output:
         _check_output_path(args.output, args.force)
-    gen = Generator.load(args.checkpoint, args.device, args.gpu)
+    gen = Generator.load(args.checkpoint, args.device, args.gpu, ngram=not args.no_ngram)
     if next_mode:
         rows = _next_tokens(gen, args)
     elif args.lines:
@@ -70,7 +71,7 @@ def _files(gen, args) -> list[list]:
     precision = precision_for(args.amp, gen.model)
     results = []
     for path in files:
-        result = score_file(gen.model, gen.vocab, path, args.skip_unknown, precision)
+        result = score_file(gen.model, gen.vocab, path, args.skip_unknown, precision, gen.mixture)
         _note_skipped(str(path), result)
         results.append((str(path), result))
     if not args.output:

@@ -92,12 +92,13 @@ class Progress:
         where = f" (saved {path})" if path else ""
         self.event(f"i = {iteration}: val_loss = {val:.6f}{where}")
 
-    def event(self, message: str) -> None:
+    def event(self, message: str, important: bool = False) -> None:
+        """A line beside the progress; `important` ones are shown with --progress none too."""
         if self.mode == "bar":
             self.bar.write(message, file=sys.stderr)
         elif self.mode == "lines":
             print(message, flush=True)
-        elif self.mode == "none" and message.startswith(("warning", "restored", "early")):
+        elif self.mode == "none" and important:
             print(message, file=sys.stderr, flush=True)
 
     def mean_tokens_per_second(self) -> float:

@@ -101,24 +101,51 @@ class NGram:
     def next_distribution(self, context_ids) -> np.ndarray:
         """P(w | context) for w = 1..V as an array of V probabilities (index w - 1)."""
         context = _checked_ids(context_ids, self.vocab_size)
-        history = context[max(0, len(context) - (self.order - 1)):] if self.order > 1 else context[:0]
-        tokens = np.arange(1, self.vocab_size + 1, dtype=np.int64)
-        prob = np.full(self.vocab_size, 1.0 / self.vocab_size)
-        for level, context_id in zip(self.levels, self._context_ids(history)):
-            if context_id < 0:
+        return self.next_distributions(context[None, max(0, len(context) - (self.order - 1)):])[0]
+
+    def next_distributions(self, histories: np.ndarray) -> np.ndarray:
+        """P(w | h) for each row h of `histories` (n, L): the tokens before the next one, 0 where
+        there is none (before the start of the text). Returns (n, V), token w at index w - 1.
+
+        Only the tokens seen after each context are touched, so a step costs what the
+        contexts hold, not n x V lookups: sampling calls this once per generated token."""
+        histories = np.asarray(histories, dtype=np.int64)
+        n, V = len(histories), self.vocab_size
+        prob = np.full((n, V), 1.0 / V)
+        contexts = self._history_context_ids(histories)
+        for k, level in enumerate(self.levels, start=1):
+            live = np.flatnonzero(contexts[:, k - 1] >= 0)
+            if len(live) == 0 or len(level.keys) == 0:
                 break  # a longer context containing an unseen one is unseen too
-            grams = level.find(context_id * (self.vocab_size + 1) + tokens)
-            prob = _interpolate(level, np.full(self.vocab_size, context_id), grams, prob)
+            c = contexts[live, k - 1]
+            lo = np.searchsorted(level.keys, c * (V + 1) + 1)
+            hi = np.searchsorted(level.keys, (c + 1) * (V + 1))
+            lengths = hi - lo
+            grams = np.repeat(lo - np.cumsum(lengths) + lengths, lengths) + np.arange(lengths.sum())
+            total, types, d = level.context_total[c], level.context_types[c], level.discount
+            prob[live] *= np.where(total > 0, d * types / np.maximum(total, 1), 1.0)[:, None]
+            share = np.maximum(level.counts[grams] - d, 0.0) / np.repeat(np.maximum(total, 1), lengths)
+            prob[np.repeat(live, lengths), level.keys[grams] % (V + 1) - 1] += share
         return prob
 
-    def _context_ids(self, history: np.ndarray) -> list[int]:
-        """The id of each suffix of `history` (lengths 0, 1, ...) at its order, -1 if unseen."""
-        ids, gram_ids = [0], np.zeros(len(history) + 1, dtype=np.int64)
-        for k, level in enumerate(self.levels[: len(history)], start=1):
-            parents = gram_ids[:-1]
-            gram_ids = np.where(parents >= 0, level.find(parents * (self.vocab_size + 1) + history[k - 1:]), -1)
-            ids.append(int(gram_ids[-1]))
-        return ids
+    def _history_context_ids(self, histories: np.ndarray) -> np.ndarray:
+        """(n, order): the id of each row's last k - 1 tokens among level k's contexts, -1 where
+        unseen or reaching before the start (a 0 in the history)."""
+        n, width = len(histories), self.order - 1
+        h = np.zeros((n, width), dtype=np.int64)
+        if width:
+            tail = histories[:, max(0, histories.shape[1] - width):]
+            h[:, width - tail.shape[1]:] = tail
+        out = np.full((n, self.order), -1, dtype=np.int64)
+        out[:, 0] = 0  # level 1's context is the empty one
+        gram_ids = np.zeros((n, width + 1), dtype=np.int64)  # the empty gram ends at every position
+        for k, level in enumerate(self.levels[:width], start=1):
+            parents, tokens = gram_ids[:, :-1], h[:, k - 1:]
+            keys = np.maximum(parents, 0) * (self.vocab_size + 1) + tokens
+            found = level.find(keys.ravel()).reshape(keys.shape)
+            gram_ids = np.where((parents >= 0) & (tokens > 0), found, -1)
+            out[:, k] = gram_ids[:, -1]
+        return out
 
     # ---- checkpoint -------------------------------------------------------------------
     def state_dict(self) -> dict:
@@ -126,8 +153,9 @@ class NGram:
         state = {"vocab_size": self.vocab_size, "order": self.order,
                  "discounts": np.array([lv.discount for lv in self.levels], dtype=np.float64)}
         for k, lv in enumerate(self.levels, start=1):
-            for name in ("keys", "counts", "context_total", "context_types"):
-                state[f"{name}.{k}"] = getattr(lv, name)
+            state[f"keys.{k}"] = lv.keys
+            for name in ("counts", "context_total", "context_types"):
+                state[f"{name}.{k}"] = _narrow(getattr(lv, name))
         return state
 
     @classmethod
@@ -138,6 +166,11 @@ class NGram:
                         discount=float(discounts[k - 1]))
                   for k in range(1, int(state["order"]) + 1)]
         return cls(int(state["vocab_size"]), levels)
+
+
+def _narrow(counts: np.ndarray) -> np.ndarray:
+    """int32 where every count fits (any corpus under 2 billion tokens): 4 bytes saved per entry."""
+    return counts.astype(np.int32) if len(counts) == 0 or counts.max() < 2**31 else counts
 
 
 def _interpolate(level: Level, contexts: np.ndarray, grams: np.ndarray, lower: np.ndarray) -> np.ndarray:

@@ -21,6 +21,7 @@ from ..core.checkpoint import load_checkpoint
 from ..core.device import resolve_device
 from ..errors import ConfigError, RnnkitError
 from ..model.language_model import LanguageModel, model_from_checkpoint
+from ..model.mixture import Histories, Mixture, load_mixture
 from ..text.vocab import UnknownTokensError, Vocab
 from . import score as scoring
 from .cpu_step import CpuLM, blas_threads_for
@@ -62,20 +63,24 @@ class Generator:
 
     fast_path = True  # on a CPU, step in NumPy (cpu_step.py); False: the torch model's own forward
 
-    def __init__(self, model: LanguageModel, vocab: Vocab, meta: dict | None = None):
+    def __init__(self, model: LanguageModel, vocab: Vocab, meta: dict | None = None, mixture: Mixture | None = None):
         self.model = model.eval()
         self.vocab = vocab
         self.meta = meta or {}
+        self.mixture = mixture  # the n-gram mixed into every distribution (None: the network alone)
         self.device = next(model.parameters()).device
         self._cache: dict = {}  # the NumPy copy of the weights; shallow copies share it
 
     @classmethod
-    def load(cls, checkpoint: str | Path, device: str | None = "auto", gpu: int | None = None) -> "Generator":
+    def load(cls, checkpoint: str | Path, device: str | None = "auto", gpu: int | None = None,
+             ngram: bool = True) -> "Generator":
+        """ngram: mix in the checkpoint's n-gram where it has one (False: the network alone)."""
         dev = resolve_device(device, gpu)
         ckpt = load_checkpoint(checkpoint)
         model = model_from_checkpoint(ckpt, dev)
         meta = dict(ckpt.meta, checkpoint_path=str(ckpt.path))
-        return cls(model, Vocab.from_json_dict(ckpt.meta["vocab"]), meta)
+        mixture = load_mixture(ckpt.meta["ngram"], ckpt.path) if ngram and ckpt.meta.get("ngram") else None
+        return cls(model, Vocab.from_json_dict(ckpt.meta["vocab"]), meta, mixture)
 
     def describe(self) -> dict:
         c = self.model.config
@@ -90,6 +95,7 @@ class Generator:
             "tokens": self.vocab.kind,
             "iteration": self.meta.get("iteration"),
             "val_loss": self.meta.get("val_loss"),
+            "ngram": self.mixture.describe() if self.mixture else None,
             "device": str(self.device),
         }
 
@@ -119,15 +125,17 @@ class Generator:
     def score(self, text: str | bytes, skip_unknown: bool = False, amp: str = "off") -> ScoreResult:
         """How well the model predicts `text`: nats and bits per token, perplexity, tokens counted.
         The first token is predicted from the start of a line, as sampling begins."""
-        return scoring.score_text(self.model, self.vocab, text, skip_unknown, scoring.precision_for(amp, self.model))
+        return scoring.score_text(self.model, self.vocab, text, skip_unknown, scoring.precision_for(amp, self.model),
+                                  self.mixture)
 
     def score_lines(self, lines: Iterable[str | bytes], skip_unknown: bool = False, amp: str = "off") -> list[ScoreResult]:
         """One result per line, each with its newline and from a fresh state, as list mode generates it."""
-        return scoring.score_lines(self.model, self.vocab, lines, skip_unknown, scoring.precision_for(amp, self.model))
+        return scoring.score_lines(self.model, self.vocab, lines, skip_unknown, scoring.precision_for(amp, self.model),
+                                   self.mixture)
 
     def next_tokens(self, text: str | bytes = "", k: int = 10, skip_unknown: bool = False) -> list[tuple[str, float]]:
         """The k most likely tokens after `text` (empty: the start of a line), with their probabilities."""
-        return scoring.next_tokens(self.model, self.vocab, text, k, skip_unknown)
+        return scoring.next_tokens(self.model, self.vocab, text, k, skip_unknown, self.mixture)
 
     # ---- the loop --------------------------------------------------------------------
     def _decode(self, row: list[int]) -> str:
@@ -171,7 +179,9 @@ class Generator:
         with torch.inference_mode():
             logits, state = self.model(prime.unsqueeze(0))  # the start text once, for all samples
         fast = self.fast_path and self.device.type == "cpu" and opts.length > 0
-        steps = self._numpy_steps(logits, state, n, opts, noise) if fast else self._torch_steps(logits, state, n, opts, noise)
+        history = Histories(prime.cpu().numpy(), n, self.mixture.context) if self.mixture else None
+        steps = (self._numpy_steps(logits, state, n, opts, noise, history) if fast
+                 else self._torch_steps(logits, state, n, opts, noise, history))
         chunk: list = []
         for ids in steps:
             if stop is None and not live:
@@ -189,13 +199,18 @@ class Generator:
         if chunk:
             yield from _rows(chunk)
 
-    def _torch_steps(self, logits, state, n: int, opts: SampleOptions, noise: "GumbelNoise") -> Iterator[torch.Tensor]:
+    def _torch_steps(self, logits, state, n: int, opts: SampleOptions, noise: "GumbelNoise",
+                     history: Histories | None) -> Iterator[torch.Tensor]:
         """The model's own forward, one token per call: any device, any model."""
         state = tuple(s.expand(-1, n, -1).contiguous() for s in state) if isinstance(state, tuple) else state.expand(-1, n, -1).contiguous()
         logits = logits[:, -1].expand(n, -1)
         with torch.inference_mode():
             for i in range(opts.length):
+                if history is not None:  # the n-gram is counted on the host: one sync per token
+                    logits = torch.from_numpy(self.mixture.mix_logits(logits.float().cpu().numpy(), history.ids)).to(self.device)
                 ids = pick_next(logits, opts, noise.next()) + 1
+                if history is not None:
+                    history.push(ids.cpu().numpy())
                 yield ids
                 if i + 1 < opts.length:
                     logits, state = self.model(ids.view(n, 1), state)
@@ -208,15 +223,20 @@ class Generator:
             self._cache.update(key=key, lm=CpuLM(self.model))
         return self._cache["lm"]
 
-    def _numpy_steps(self, logits, state, n: int, opts: SampleOptions, noise: "GumbelNoise") -> Iterator[np.ndarray]:
+    def _numpy_steps(self, logits, state, n: int, opts: SampleOptions, noise: "GumbelNoise",
+                     history: Histories | None) -> Iterator[np.ndarray]:
         """The same step in NumPy (cpu_step.py): no per-op dispatch cost."""
         lm = self._cpu_lm()
         streams = lm.start(state, n)
         logits = np.repeat(logits[:, -1].float().numpy(), n, axis=0)
         with blas_threads_for(n):
             for i in range(opts.length):
+                if history is not None:
+                    logits = self.mixture.mix_logits(logits, history.ids)
                 ids = pick_next_np(logits, opts, noise.next_np())
                 ids += 1
+                if history is not None:
+                    history.push(ids)
                 yield ids
                 if i + 1 < opts.length:
                     logits = streams.step(ids)

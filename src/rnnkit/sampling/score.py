@@ -26,6 +26,7 @@ import torch.nn.functional as F
 
 from ..errors import InputFileError, RnnkitError
 from ..model.language_model import LanguageModel
+from ..model.mixture import Mixture
 from ..text.vocab import UnknownTokensError, Vocab
 
 WARMUP = 64  # tokens a lane reads before its first counted one (32 already gave 2e-6 relative)
@@ -86,11 +87,11 @@ def line_start(vocab: Vocab) -> int | None:
 
 # ---- reading a model in batches -------------------------------------------------------------------
 class Reader:
-    """A model read in batches: lanes and columns per forward pass for its device, and the
-    autocast precision (--amp; None: float32)."""
+    """A model read in batches: lanes and columns per forward pass for its device, the
+    autocast precision (--amp; None: float32), and the n-gram mixed in (None: the network alone)."""
 
-    def __init__(self, model: LanguageModel, precision: torch.dtype | None = None):
-        self.model, self.precision = model, precision
+    def __init__(self, model: LanguageModel, precision: torch.dtype | None = None, mixture: Mixture | None = None):
+        self.model, self.precision, self.mixture = model, precision, mixture
         self.device = next(model.parameters()).device
         kind = self.device.type if self.device.type in MAX_LANES else "default"
         self.lanes, self.columns = MAX_LANES[kind], MAX_COLUMNS[kind]
@@ -150,8 +151,10 @@ class StreamScorer:
         self.pending = []
         first = len(self.context) if len(self.context) else 1  # no start token: the first is context only
         if len(seq) > first:
-            nats = score_block(self.reader, seq, first, self.at_start)
-            self.result = self.result + ScoreResult(nats, len(seq) - first)
+            nats = block_nats(self.reader, seq, first, self.at_start)
+            if self.reader.mixture is not None:
+                nats = self.reader.mixture.token_nats(nats, seq, first)
+            self.result = self.result + ScoreResult(float(nats.sum()), len(seq) - first)
             self.at_start = False  # blocks are >= BLOCK tokens: the next one has its full warm-up
             self.context = seq[-(WARMUP + 1):]
         else:
@@ -166,8 +169,8 @@ def lane_layout(n: int, first: int, max_lanes: int) -> tuple[np.ndarray, int]:
 
 
 @torch.inference_mode()
-def score_block(reader: Reader, seq: np.ndarray, first: int, at_start: bool) -> float:
-    """Total nats of predicting seq[first:], each token from those before it.
+def block_nats(reader: Reader, seq: np.ndarray, first: int, at_start: bool) -> np.ndarray:
+    """The network's nats of predicting each token of seq[first:] from those before it.
 
     seq[:first] is context only. at_start: seq[0] begins the text (read from a zero state);
     else seq[:first] holds at least the WARMUP + 1 tokens before seq[first]."""
@@ -176,14 +179,13 @@ def score_block(reader: Reader, seq: np.ndarray, first: int, at_start: bool) -> 
     valid = inputs + 1 < len(seq)
     x = torch.from_numpy(seq[np.where(valid, inputs, 0)]).to(reader.device)
     y = torch.from_numpy(seq[np.where(valid, inputs + 1, 0)] - 1).to(reader.device)
-    mask = torch.from_numpy(valid).to(reader.device)
     state = _warm_up(reader, seq, starts, at_start)
     columns = reader.columns_for(len(starts))
-    total = torch.zeros((), dtype=reader.sum_dtype, device=reader.device)
+    nats = torch.zeros(x.shape, dtype=reader.sum_dtype, device=reader.device)
     for c in range(0, length, columns):
         logits, state = reader.forward(x[:, c:c + columns], state)
-        total += (_losses(logits, y[:, c:c + columns]) * mask[:, c:c + columns]).sum(dtype=reader.sum_dtype)
-    return float(total)
+        nats[:, c:c + columns] = _losses(logits, y[:, c:c + columns])
+    return nats.cpu().numpy()[valid]  # lane by lane: the targets in the text's order
 
 
 def _warm_up(reader: Reader, seq: np.ndarray, starts: np.ndarray, at_start: bool):
@@ -207,18 +209,18 @@ def score_ids(reader: Reader, ids: np.ndarray, start: int | None) -> ScoreResult
 
 
 def score_text(model: LanguageModel, vocab: Vocab, text: str | bytes, skip_unknown: bool = False,
-               precision: torch.dtype | None = None) -> ScoreResult:
+               precision: torch.dtype | None = None, mixture: Mixture | None = None) -> ScoreResult:
     ids, skipped = encode(vocab, text, skip_unknown)
-    return score_ids(Reader(model, precision), ids, line_start(vocab)) + skipped
+    return score_ids(Reader(model, precision, mixture), ids, line_start(vocab)) + skipped
 
 
 def score_file(model: LanguageModel, vocab: Vocab, path: str | Path, skip_unknown: bool = False,
-               precision: torch.dtype | None = None) -> ScoreResult:
+               precision: torch.dtype | None = None, mixture: Mixture | None = None) -> ScoreResult:
     """A file read in 4 MB chunks, so memory stays bounded however large it is."""
     from ..text.corpus import iter_chunks
 
     path = Path(path)
-    scorer, skipped = StreamScorer(Reader(model, precision), line_start(vocab)), ScoreResult(0.0, 0)
+    scorer, skipped = StreamScorer(Reader(model, precision, mixture), line_start(vocab)), ScoreResult(0.0, 0)
     for chunk in iter_chunks([path], vocab.kind):
         try:
             ids, chunk_skipped = encode(vocab, chunk, skip_unknown, str(path))
@@ -248,7 +250,7 @@ def _unknown_in_file(vocab: Vocab, path: Path) -> str:
 
 # ---- lines, each from a fresh state ----------------------------------------------------------------
 def score_lines(model: LanguageModel, vocab: Vocab, lines: Iterable[str | bytes], skip_unknown: bool = False,
-                precision: torch.dtype | None = None) -> list[ScoreResult]:
+                precision: torch.dtype | None = None, mixture: Mixture | None = None) -> list[ScoreResult]:
     """One result per line (given without its newline): the line and its newline, read from the
     start of a line, as list mode generates an item."""
     newline = line_start(vocab)
@@ -259,14 +261,16 @@ def score_lines(model: LanguageModel, vocab: Vocab, lines: Iterable[str | bytes]
         ids, s = encode(vocab, line, skip_unknown, f"line {n}")
         items.append(np.concatenate([[newline], ids, [newline]]).astype(np.int64))
         skipped.append(s)
-    nats = _score_items(Reader(model, precision), items)
+    reader = Reader(model, precision, mixture)
+    nats = [n.sum() for n in item_nats(reader, items)]
     return [ScoreResult(float(t), len(item) - 1) + s for t, item, s in zip(nats, items, skipped)]
 
 
 @torch.inference_mode()
-def _score_items(reader: Reader, items: list[np.ndarray]) -> np.ndarray:
-    """Total nats of each item (its first token is context only), batched by similar length."""
-    totals = np.zeros(len(items))
+def item_nats(reader: Reader, items: list[np.ndarray]) -> list[np.ndarray]:
+    """The nats of each token of each item but its first (context only), under the network and
+    the reader's mixture; items of similar length share a padded batch."""
+    out: list[np.ndarray] = [np.zeros(0)] * len(items)
     # as many padded tokens per batch as a pass over lanes reads: 32k at once ran 4x slower on a CPU
     limit = max(reader.columns, min(reader.lanes * reader.columns, LOGITS_BUDGET // reader.model.config.vocab_size))
     for batch in _length_batches(items, limit):
@@ -275,14 +279,18 @@ def _score_items(reader: Reader, items: list[np.ndarray]) -> np.ndarray:
         for row, i in enumerate(batch):
             padded[row, :len(items[i])] = items[i]
         ids = torch.from_numpy(padded).to(reader.device)
-        x, y, mask = ids[:, :-1], (ids[:, 1:] - 1).clamp(min=0), ids[:, 1:] > 0
-        state, row_totals = None, torch.zeros(len(batch), dtype=reader.sum_dtype, device=reader.device)
+        x, y = ids[:, :-1], (ids[:, 1:] - 1).clamp(min=0)
+        state, nats = None, torch.zeros(x.shape, dtype=reader.sum_dtype, device=reader.device)
         columns = reader.columns_for(len(batch))
         for c in range(0, width - 1, columns):
             logits, state = reader.forward(x[:, c:c + columns], state)
-            row_totals += (_losses(logits, y[:, c:c + columns]) * mask[:, c:c + columns]).sum(1, dtype=reader.sum_dtype)
-        totals[batch] = row_totals.cpu().numpy()
-    return totals
+            nats[:, c:c + columns] = _losses(logits, y[:, c:c + columns])
+        rows = nats.cpu().numpy()
+        for row, i in enumerate(batch):
+            out[i] = rows[row, :len(items[i]) - 1]
+            if reader.mixture is not None:
+                out[i] = reader.mixture.token_nats(out[i], items[i], 1)
+    return out
 
 
 def _length_batches(items: list[np.ndarray], limit: int) -> Iterator[list[int]]:
@@ -301,7 +309,7 @@ def _length_batches(items: list[np.ndarray], limit: int) -> Iterator[list[int]]:
 # ---- the next token ----------------------------------------------------------------------------------
 @torch.inference_mode()
 def next_tokens(model: LanguageModel, vocab: Vocab, text: str | bytes = "", k: int = 10,
-                skip_unknown: bool = False) -> list[tuple[str, float]]:
+                skip_unknown: bool = False, mixture: Mixture | None = None) -> list[tuple[str, float]]:
     """The k most likely tokens to follow `text`, most likely first: the distribution `rnnkit
     sample --start_text TEXT` draws its first token from (no text: the start of a line)."""
     if k < 1:
@@ -313,6 +321,9 @@ def next_tokens(model: LanguageModel, vocab: Vocab, text: str | bytes = "", k: i
         ids = np.array([line_start(vocab)])
     device = next(model.parameters()).device
     logits, _ = model(torch.from_numpy(ids.astype(np.int64)).to(device).unsqueeze(0))
-    probs = torch.softmax(logits[0, -1].float(), -1)
+    logits = logits[0, -1:].float()
+    if mixture is not None:
+        logits = torch.from_numpy(mixture.mix_logits(logits.cpu().numpy(), ids[None].astype(np.int64)))
+    probs = torch.softmax(logits[0], -1)
     top = torch.topk(probs, min(k, len(probs)))
     return [(vocab.tokens[i], p) for i, p in zip(top.indices.tolist(), top.values.tolist())]

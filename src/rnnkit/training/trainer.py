@@ -14,6 +14,7 @@ import time
 from dataclasses import dataclass, replace
 from pathlib import Path
 
+import numpy as np
 import torch
 import torch.nn.functional as F
 
@@ -45,6 +46,11 @@ from .checkpoints import (
     write_checkpoint,
 )
 from .config import TrainConfig
+from .mixture import Counted
+from .mixture import count as count_ngrams
+from .mixture import describe as describe_mixture
+from .mixture import fit as fit_ngrams
+from .mixture import mix_into as mix_ngrams
 from .optimizer import build_optimizer, set_weight_decay
 from .run_folder import prepare_run, write_config
 from .schedule import LRSchedule
@@ -77,6 +83,7 @@ class TrainResult:
     tokens_per_second: float
     seconds: float
     stop_signal: int | None = None  # interrupted: the signal that stopped it (SIGINT, SIGTERM)
+    mixed_val_loss: float | None = None  # the best checkpoint with its n-gram mixture (--ngram), if one was kept
 
 
 @dataclass
@@ -86,6 +93,7 @@ class Data:
     batch_size: int  # --batch_size, or fewer lanes where the training split is short
     val_items: list | None = None  # a list corpus: this rank's validation lines, scored one by one
     newline_id: int | None = None
+    val_ids: np.ndarray | None = None  # the whole validation split
 
 
 def open_data(cfg: TrainConfig, vocab: Vocab, device: torch.device, notice) -> Data:
@@ -114,7 +122,7 @@ def open_data(cfg: TrainConfig, vocab: Vocab, device: torch.device, notice) -> D
     if val_lanes is None and items is None:
         notice("note: the validation split is too small to evaluate; raise --val_frac at preprocess to see a validation loss")
     return Data(Lanes(train, b, cfg.seq_length, rank, world, pin=pin), val_lanes, b,
-                items[rank::world] if items is not None else None, newline_id)
+                items[rank::world] if items is not None else None, newline_id, val)
 
 
 class Trainer:
@@ -306,7 +314,7 @@ class Trainer:
         state = self.state
         val = self.evaluate()
         if val is not None and not math.isfinite(val):  # weights are finite (save checks), logits overflowed
-            progress.event(f"warning: the validation loss at iteration {state.iteration} is not finite; recorded as none")
+            progress.event(f"warning: the validation loss at iteration {state.iteration} is not finite; recorded as none", important=True)
             val = None
         state.last_val = val
         improved = val is not None and (state.best_val is None or val < state.best_val)
@@ -333,7 +341,7 @@ class Trainer:
         state = self.state
         state.faults += faults.count
         where = f"at iteration {state.iteration}" if faults.count == 1 else f"{faults.count} times up to iteration {state.iteration}"
-        progress.event(f"warning: non-finite loss or gradient {where}; update skipped")
+        progress.event(f"warning: non-finite loss or gradient {where}; update skipped", important=True)
         record = {"iteration": state.iteration, "event": "nonfinite", "lr_scale": state.lr_scale}
         self.metrics_log(record if faults.count == 1 else {**record, "count": faults.count})
         if faults.in_a_row < MAX_CONSECUTIVE_FAULTS:
@@ -349,7 +357,7 @@ class Trainer:
         self.recoveries += 1
         state.lr_scale *= 0.5
         self.stepper.forget_faults()
-        progress.event(f"restored {self.last_saved.name}; learning rate scaled by {state.lr_scale:g}")
+        progress.event(f"restored {self.last_saved.name}; learning rate scaled by {state.lr_scale:g}", important=True)
         self.metrics_log({"iteration": state.iteration, "event": "restored", "checkpoint": self.last_saved.name,
                           "lr_scale": state.lr_scale})
 
@@ -367,8 +375,12 @@ class Trainer:
         progress = Progress(cfg, self.total_iterations(), self.data.train.num_batches, enabled=self.rank == 0)
         restore_signals = catch_stop_signals(self._request_stop)
         self._t0 = time.perf_counter()
+        mixed = None
         try:
+            counted = self._count_ngrams()  # inside the budget: the clock runs
             stopped = self._loop(progress)
+            if counted is not None and stopped != "interrupted":
+                mixed = self._mix_ngrams(counted, progress)
             if self.data.val_items is not None and self.rank == 0 and not cfg.quiet:
                 self._report_new_lines()
         finally:
@@ -385,7 +397,7 @@ class Trainer:
             iteration=state.iteration, best_val_loss=state.best_val, last_val_loss=state.last_val,
             checkpoint=self.last_saved, best_checkpoint=cfg.run_dir / state.best_checkpoint if state.best_checkpoint else None,
             stopped=stopped, tokens_per_second=progress.mean_tokens_per_second(), seconds=seconds,
-            stop_signal=self.stop_signal if stopped == "interrupted" else None,
+            stop_signal=self.stop_signal if stopped == "interrupted" else None, mixed_val_loss=mixed,
         )
 
     def _loop(self, progress: Progress) -> str:
@@ -443,7 +455,7 @@ class Trainer:
                 last_eval_time, _ = dist.agree(self.elapsed(), False)
                 eval_due = False
                 if cfg.early_stopping and state.evals_since_best >= cfg.early_stopping:
-                    progress.event(f"early stopping: no better validation loss in {cfg.early_stopping} evaluations")
+                    progress.event(f"early stopping: no better validation loss in {cfg.early_stopping} evaluations", important=True)
                     stopped = "early_stopping"
                     break
         if loss is not None:  # faults since the last read are reported before the last checkpoint
@@ -452,8 +464,45 @@ class Trainer:
             self.checkpoint_and_evaluate(progress)
         return stopped
 
+    def _count_ngrams(self) -> Counted | None:
+        """--ngram N: the training split's n-grams, to mix in once training ends."""
+        cfg = self.cfg
+        if not cfg.ngram:
+            return None
+        if dist.world_size() > 1:
+            self.notice("note: the n-gram mixture (--ngram) is fitted in single-process runs only; not used")
+            return None
+        counted = count_ngrams(self.data.train.data, len(self.vocab), cfg.ngram, cfg.time_budget)
+        if not counted.models:
+            self.notice("note: the n-gram tables would be too large to keep; no n-gram mixture")
+            return None
+        if not cfg.quiet:
+            self.notice(f"n-gram: orders {min(counted.models)}-{max(counted.models)} counted on {counted.tokens:,} "
+                        f"training tokens in {counted.seconds:.1f} s; fitted on the validation split when training ends")
+        return counted
+
+    def _mix_ngrams(self, counted: Counted, progress: Progress) -> float | None:
+        """Fit the mixture to the best checkpoint and the last one; returns the best's mixed loss."""
+        cfg, state = self.cfg, self.state
+        paths = [cfg.run_dir / state.best_checkpoint, Path(f"{cfg.checkpoint_name}_best.json")] if state.best_checkpoint else []
+        paths += [self.last_saved] if self.last_saved is not None else []
+        data = self.data
+        fit = mix_ngrams(list(dict.fromkeys(p for p in paths if p.is_file())), counted,
+                         Path(f"{cfg.checkpoint_name}_ngram.safetensors"), self.device,
+                         lambda model, models: fit_ngrams(model, models, data.val_ids, data.val_items, data.newline_id))
+        if fit is None:
+            progress.event("n-gram mixture: no validation split to fit it on; not used", important=True)
+            return None
+        progress.event(describe_mixture(fit), important=True)
+        kept = fit.mixture is not None
+        self.metrics_log({"iteration": state.iteration, "event": "ngram", "ngram_order": fit.mixture.ngram.order if kept else None,
+                          "ngram_weight": fit.mixture.weight if kept else None, "val_loss_network": fit.network_loss,
+                          "val_loss_ngram": fit.ngram_loss, "val_loss_mixed": fit.mixed_loss, "val_tokens": fit.tokens})
+        return fit.mixed_loss if kept else None
+
     def _report_new_lines(self) -> None:
-        """A list corpus: how many of the lines this model samples are not training lines."""
+        """A list corpus: how many of the lines the best checkpoint samples (with its n-gram, as
+        `rnnkit sample` would) are not training lines."""
         from ..sampling.generator import Generator, SampleOptions
         from ..sampling.lines import generate_lines, training_lines
 
@@ -461,7 +510,9 @@ class Trainer:
         if not sources:
             return
         known = training_lines(sources)
-        lines = generate_lines(Generator(self.model, self.vocab), NEW_LINES_SAMPLED, None,
+        best = self.cfg.run_dir / self.state.best_checkpoint if self.state.best_checkpoint else self.last_saved
+        generator = Generator.load(best, device="cpu") if best is not None else Generator(self.model, self.vocab)
+        lines = generate_lines(generator, NEW_LINES_SAMPLED, None,
                                options=SampleOptions(seed=self.cfg.seed), warn=lambda message: None)
         new = sum(line not in known for line in lines) / max(1, len(lines))
         self.notice(f"list corpus: {new:.0%} of {len(lines)} sampled lines are new (not lines of the training text)")
