@@ -90,13 +90,10 @@ def run_title(run_dir: Path) -> str:
 
 def draw_run(series: LossSeries, title: str):
     """The figure for one run (matplotlib Figure; axes[0] is the loss, axes[1] the learning rate)."""
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
     import matplotlib.ticker
 
-    fig, (ax, ax_lr) = plt.subplots(2, 1, figsize=(8, 6), sharex=True, gridspec_kw={"height_ratios": [3, 1]})
+    fig = new_figure((8, 6))
+    ax, ax_lr = fig.subplots(2, 1, sharex=True, gridspec_kw={"height_ratios": [3, 1]})
     if series.train:
         faint = 0.3 if series.train_smoothed else 0.9
         ax.plot(*zip(*series.train), color="tab:blue", alpha=faint, linewidth=0.8, label="train (each logged batch)")
@@ -126,13 +123,21 @@ def draw_run(series: LossSeries, title: str):
     return fig
 
 
+def new_figure(size: tuple[float, float]):
+    """A Figure drawn by Agg, outside pyplot: drawing in a training run or a notebook never
+    changes the caller's backend nor keeps figures open in pyplot's list."""
+    from matplotlib.backends.backend_agg import FigureCanvasAgg
+    from matplotlib.figure import Figure
+
+    fig = Figure(figsize=size)
+    FigureCanvasAgg(fig)
+    return fig
+
+
 def save_figure(fig, out: Path, dpi: int = 100) -> Path:
     """Write through a temporary file so a reader never sees half a PNG."""
-    import matplotlib.pyplot as plt
-
     tmp = out.with_name(f".{out.name}.tmp.png")
     fig.savefig(tmp, dpi=dpi)
-    plt.close(fig)
     tmp.replace(out)
     return out
 
@@ -148,14 +153,10 @@ def plot_run(run_dir: str | Path, out: str | Path | None = None) -> Path | None:
 
 def draw_overlay(curves: list[list[tuple[int, float, float]]], labels: list[str]):
     """Validation curves (iteration, seconds, loss) of several runs: by iteration, and by time."""
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
     ncol = 1 if len(labels) <= 3 or max(map(len, labels)) > 60 else 2
     rows = math.ceil(len(labels) / ncol)
-    fig, (by_iter, by_time) = plt.subplots(1, 2, figsize=(11, 4.4 + 0.22 * rows), sharey=True)
+    fig = new_figure((11, 4.4 + 0.22 * rows))
+    by_iter, by_time = fig.subplots(1, 2, sharey=True)
     longest = max((c[-1][1] for c in curves if c), default=0.0)
     unit, scale = ("minutes", 60.0) if longest > 180 else ("seconds", 1.0)
     for i, (curve, label) in enumerate(zip(curves, labels)):
