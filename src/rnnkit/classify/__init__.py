@@ -1,6 +1,6 @@
 """The event-sequence classifier (`rnnkit classify`), one module per stage:
 
-    events          what to read (EventSource), what a model reads (EventSchema), what loading gives (EventTable)
+    events          what to read (EventSource, with its flags), what a model reads (EventSchema), what loading gives (EventTable)
     read            load_table: picks the reader for the format
     read_generic    a CSV with a header: read, checked, grouped into sequences
     csv_head        its header and first block: column names and kinds
@@ -17,8 +17,9 @@
     baseline        majority class and the bag-of-events logistic regression (scikit-learn)
     scores          accuracy, F1, per-class scores, confusion, ROC AUC (scikit-learn)
     report, plots   the printed tables; roc.png and confusion.png
-    config          TrainConfig and how flags, checkpoint and defaults combine
+    config          TrainConfig (its fields make `classify train`'s flags) and how flags, checkpoint and defaults combine
     checkpoint      a classifier's checkpoints and run folder, on the language model's code
+    legacy          rnnkit 0.1's binary checkpoints, converted so predict and eval read them
     prepare         labelled, split, encoded data for training
     trainer         the LSTM's training loop: progress, metrics.jsonl, checkpoints, Ctrl-C
     evaluate        the best epoch and the baselines side by side; report.json

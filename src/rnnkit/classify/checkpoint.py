@@ -23,16 +23,24 @@ from ..errors import CheckpointError, ConfigError, OutputExistsError
 from ..training.run_folder import resume_checkpoint
 from .config import TrainConfig
 from .events import EventSource
+from .legacy import BINARY, classifier_format, from_binary
 
 KIND = "classifier"
-FORMAT = 2  # 2: K classes, softmax head, scikit-learn bag-of-events (rnnkit 0.1 wrote 1)
+FORMAT = 2  # 2: K classes, softmax head, scikit-learn bag-of-events (rnnkit 0.1 wrote 1: legacy.py)
 
 
-def load_classifier_checkpoint(path: str | Path, newest: bool = False) -> Checkpoint:
-    """A run folder means its best checkpoint, or with newest its newest intact one."""
-    p = Path(path)
-    ckpt = load_checkpoint(resume_checkpoint(p) if newest and p.is_dir() else p)
+def load_classifier_checkpoint(path: str | Path) -> Checkpoint:
+    """To predict with: a run folder means its best checkpoint; rnnkit 0.1's comes converted."""
+    ckpt = load_checkpoint(path)
     check_kind(ckpt.meta, ckpt.path)
+    return from_binary(ckpt, FORMAT) if classifier_format(ckpt.meta) == BINARY else ckpt
+
+
+def load_checkpoint_to_continue(path: str | Path) -> Checkpoint:
+    """To train on: a run folder means its newest intact checkpoint, one this rnnkit wrote."""
+    p = Path(path)
+    ckpt = load_checkpoint(resume_checkpoint(p) if p.is_dir() else p)
+    check_continuable(ckpt.meta, ckpt.path)
     return ckpt
 
 
@@ -42,9 +50,13 @@ def check_kind(meta: dict[str, Any], path: Path) -> None:
             f"{path} is a {meta.get('kind', 'language model')} checkpoint, not a classifier; "
             "give a run folder written by rnnkit classify train"
         )
-    if meta.get("classifier_format", 1) < FORMAT:
-        raise CheckpointError(f"{path} is a classifier of rnnkit 0.1 (one output, two classes only); "
-                              "train it again with this rnnkit's classify train")
+
+
+def check_continuable(meta: dict[str, Any], path: Path) -> None:
+    check_kind(meta, path)
+    if classifier_format(meta) < FORMAT:
+        raise CheckpointError(f"{path} is a classifier of rnnkit 0.1: predict and eval read it, but its training "
+                              "cannot be continued; train a new one with this rnnkit's classify train")
 
 
 def check_run_folder(cfg: TrainConfig, continuing: bool) -> bool:
@@ -81,7 +93,7 @@ def resume_config(run_or_checkpoint: str, given: dict[str, Any], source_given: d
     p = Path(run_or_checkpoint)
     ckpt = resume_checkpoint(p) if p.is_dir() else resolve_checkpoint(p)
     meta = read_meta(ckpt)
-    check_kind(meta, ckpt)
+    check_continuable(meta, ckpt)
     options = {**meta["options"], **given}
     folder = ckpt.parent  # the run folder may have moved: keep writing beside the checkpoint
     options.update(init_from=str(ckpt), force=False, run_dir=str(folder),

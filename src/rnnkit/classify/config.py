@@ -5,6 +5,7 @@ from __future__ import annotations
 from dataclasses import asdict, dataclass, fields
 from pathlib import Path
 
+from ..core.options import fallbacks, option, parse_duration
 from ..errors import ConfigError
 from .encode import TRUNCATE
 from .events import EventSource
@@ -16,36 +17,56 @@ DEFAULT_RUN_DIR, PREFIX = "runs/classifier", "classifier"  # runs/classifier/cla
 
 @dataclass
 class TrainConfig:
-    """Everything `classify train` needs. None means: the default, or the checkpoint's value
-    when continuing with init_from (model shape and truncation cannot change mid-run)."""
+    """Everything `classify train` needs; each field but source also makes its flag
+    (core/options.py). A None declared with a fallback means: the checkpoint's value when
+    continuing with init_from (model shape and truncation cannot change mid-run), else the fallback."""
 
     source: EventSource
-    run_dir: str | None = None  # default runs/classifier
-    checkpoint_name: str | None = None  # torch-rnn's spelling: RUN_DIR/NAME, files NAME_<iteration>.json
-    positive_label: str | None = None
-    max_length: int | None = None
-    truncate: str | None = None
-    max_vocab: int = 50_000
-    embedding_size: int | None = None
-    rnn_size: int | None = None
-    num_layers: int | None = None
-    dropout: float | None = None
-    batch_size: int = 64
-    max_epochs: int = 10
-    time_budget: float | None = None  # seconds; trains until then, max_epochs aside (as rnnkit train)
-    learning_rate: float | None = None
-    grad_clip: float = 5.0
-    class_weights: str = "auto"
-    val_frac: float = 0.15
-    test_frac: float = 0.15
-    seed: int = 0
-    init_from: str | None = None
-    force: bool = False
-    device: str = "auto"
-    gpu: int | None = None
-    progress: str = "auto"
-    print_every: int = 50
-    quiet: bool = False
+    run_dir: str | None = option(None, "the run folder: checkpoints, report.json, metrics.jsonl, loss.png... "
+                                 f"(default {DEFAULT_RUN_DIR})", group="output", compared=False)
+    checkpoint_name: str | None = option(None, "torch-rnn's spelling: RUN_DIR/NAME names the folder and the checkpoint "
+                                         "files", group="output", compared=False)  # files NAME_<iteration>.json
+    # model
+    positive_label: str | None = option(None, "two classes: the positive one (default: 1/true/yes, else the rarer)",
+                                        group="model", metavar="LABEL")
+    max_length: int | None = option(None, "events per sequence the model reads", parse=int, group="model", fallback=200)
+    truncate: str | None = option(None, "which end a longer sequence keeps: keep_last (its most recent events) or "
+                                  "keep_first", group="model", fallback="keep_last", choices=TRUNCATE)
+    max_vocab: int = option(50_000, "values kept per categorical field; rarer ones share an id", parse=int,
+                            group="model")
+    embedding_size: int | None = option(None, "embedding size per categorical field", parse=int, group="model",
+                                        fallback=16)
+    rnn_size: int | None = option(None, "LSTM hidden size", parse=int, group="model", fallback=64)
+    num_layers: int | None = option(None, "LSTM layers", parse=int, group="model", fallback=1)
+    dropout: float | None = option(None, "dropout", parse=float, group="model", fallback=0.0)
+    # optimization
+    batch_size: int = option(64, "sequences per batch", parse=int, group="optimization")
+    max_epochs: int = option(10, "total epochs, counting those of a continued run", parse=int, group="optimization")
+    time_budget: float | None = option(None, "train for this long (100s, 15m, 2h), then validate, save and report",
+                                       parse=parse_duration, group="optimization")  # seconds; max_epochs aside
+    learning_rate: float | None = option(None, "Adam's learning rate; a continued run keeps the checkpoint's unless "
+                                         "this is given", parse=float, group="optimization", fallback=2e-3)
+    grad_clip: float = option(5.0, "clip the gradient norm to this", parse=float, group="optimization")
+    class_weights: str = option("auto", "auto: weigh classes n/(K n_class) in the loss so each counts the same; "
+                                "none: 1 each", group="optimization", choices=CLASS_WEIGHTS)
+    val_frac: float = option(0.15, "the share of sequences held out for validation", parse=float, group="optimization")
+    test_frac: float = option(0.15, "the share held out for the final test; 0 for no test split", parse=float,
+                              group="optimization")
+    seed: int = option(0, "seeds the split, the initialization and the batch order", parse=int, group="optimization")
+    # output
+    init_from: str | None = option(None, "continue training with new flags: a checkpoint, or a run folder (its "
+                                   "newest), with its split and optimizer", group="output", compared=False,
+                                   metavar="RUN_DIR|CKPT")
+    force: bool = option(False, "replace the checkpoints already in the run folder", parse=None, group="output",
+                         compared=False)
+    device: str = option("auto", "auto (CUDA, then Apple MPS, then CPU), cpu, cuda, cuda:N or mps", group="output",
+                         compared=False)
+    gpu: int | None = option(None, "torch-rnn's GPU index; -1 for the CPU", parse=int, group="output", compared=False)
+    progress: str = option("auto", "auto: a bar on a terminal, else lines", group="output", compared=False,
+                           choices=PROGRESS)
+    print_every: int = option(50, "iterations between progress lines and metrics.jsonl records", parse=int,
+                              group="output", compared=False)
+    quiet: bool = option(False, "print the final report only", parse=None, group="output", compared=False)
 
     def __post_init__(self) -> None:
         self._check_numbers()
@@ -103,14 +124,10 @@ class TrainConfig:
         return {"source": asdict(self.source), **self.options()}
 
 
-DEFAULTS = dict(max_length=200, truncate="keep_last", embedding_size=16, rnn_size=64, num_layers=1,
-                dropout=0.0, learning_rate=2e-3)
-
-
 def resolve_options(cfg: TrainConfig, saved: dict | None) -> dict:
     """Model shape and truncation: flag, else checkpoint, else default; a changed shape is an error."""
     out = {}
-    for name, default in DEFAULTS.items():
+    for name, default in fallbacks(TrainConfig).items():
         given = getattr(cfg, name)
         if saved is not None and name in saved and name != "learning_rate":
             if given is not None and given != saved[name]:

@@ -3,30 +3,51 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import MISSING, dataclass, field
 
 import numpy as np
 
+from ..core.options import option
 from ..errors import ConfigError
 
 FORMATS = ("generic", "yoochoose")
 
 
+def parse_columns(value: str) -> list[str]:
+    """'a,b' -> ['a', 'b']; '' or 'none' -> [] (no such fields)."""
+    if value.strip().lower() in ("", "none"):
+        return []
+    return [c.strip() for c in value.split(",") if c.strip()]
+
+
 @dataclass
 class EventSource:
-    """Where the events are and how to read them. Unset column lists are inferred."""
+    """Where the events are and how to read them. Unset column lists are inferred. Each field
+    but fixed_schema also makes its flag in the `data` group (core/options.py)."""
 
-    events: str
-    format: str | None = None  # None: generic (or, continuing a run, the checkpoint's)
-    labels: str | None = None  # generic: a CSV of sequence id + label
-    buys: str | None = None  # yoochoose: the buys file (labels)
-    sequence_col: str | None = None
-    order_col: str | None = None
-    label_col: str | None = None
-    categorical_cols: list[str] | None = None
-    numeric_cols: list[str] | None = None
-    fixed_schema: bool = False  # columns come from a trained model, not from flags
-    skip_bad_rows: bool = False  # generic: leave out bad rows (counted) instead of stopping at the first
+    events: str = option(MISSING, "events, one row per event (YOOCHOOSE: the clicks file)", group="data",
+                         compared=False, metavar="CSV")
+    format: str | None = option(None, "generic CSV with a header (default), or yoochoose clicks/buys files",
+                                group="data", choices=FORMATS)  # None: generic (or, continuing a run, the checkpoint's)
+    labels: str | None = option(None, "labels in a separate CSV keyed by the sequence id column", group="data",
+                                compared=False, metavar="CSV")
+    buys: str | None = option(None, "YOOCHOOSE buys file; label = the session has a buy", group="data", compared=False,
+                              metavar="DAT")
+    sequence_col: str | None = option(None, "column holding the sequence id (a session, a cookie)", group="data",
+                                      metavar="COL")
+    order_col: str | None = option(None, "column to order events by within a sequence (default: file order)",
+                                   group="data", metavar="COL")
+    label_col: str | None = option(None, "label column (default: 'label' if the file has one)", group="data",
+                                   metavar="COL")
+    categorical_cols: list[str] | None = option(
+        None, "fields to embed (default: every other column that is not all numbers in the first rows)",
+        parse=parse_columns, group="data", metavar="A,B")
+    numeric_cols: list[str] | None = option(
+        None, "fields to normalize (default: every other column of numbers); 'none' for no such fields",
+        parse=parse_columns, group="data", metavar="A,B")
+    fixed_schema: bool = option(False, flag=False)  # columns come from a trained model, not from flags
+    skip_bad_rows: bool = option(False, "generic CSV: leave out bad rows (counted) instead of stopping at the first",
+                                 parse=None, group="data")
 
     def __post_init__(self) -> None:
         if self.format is not None and self.format not in FORMATS:

@@ -22,7 +22,7 @@ from .checkpoint import (
     KIND,
     check_run_folder,
     clear_run_folder,
-    load_classifier_checkpoint,
+    load_checkpoint_to_continue,
 )
 from .config import TrainConfig, resolve_options
 from .evaluate import Baselines, score_splits, write_report
@@ -75,7 +75,7 @@ def train_classifier(cfg: TrainConfig, log: Callable[[str], None] = print) -> Tr
 def _continued_checkpoint(cfg: TrainConfig) -> Checkpoint | None:
     if not cfg.init_from:
         return None
-    resume = load_classifier_checkpoint(cfg.init_from, newest=True)
+    resume = load_checkpoint_to_continue(cfg.init_from)
     done, mid_epoch = resume.meta["epoch"], resume.meta["train"]["epoch_batches"] > 0
     if cfg.time_budget is None and cfg.max_epochs <= done and not mid_epoch:
         raise ConfigError(f"{resume.path} has already trained {done} epochs; raise --max_epochs above {done} to continue")

@@ -1,7 +1,8 @@
 """`rnnkit classify train | predict | eval | synth`: an LSTM classifier for event sequences.
 
-Thin: each handler turns flags into a config and calls into rnnkit.classify. Flags left
-out are None here, so the config's defaults apply (and --resume keeps the run's own).
+Thin: each handler turns flags into a config and calls into rnnkit.classify. The flags of
+settings come from the fields of EventSource and TrainConfig (core/options.py); a flag left
+out is not in args, so the config's defaults apply (and --resume keeps the run's own).
 """
 
 from __future__ import annotations
@@ -14,24 +15,17 @@ import sys
 from collections import Counter
 from pathlib import Path
 
+from ..classify.config import TrainConfig
+from ..classify.events import FORMATS, EventSource
 from ..core.atomic import atomic_write_text
+from ..core.options import add_flags, defaults, typed_options
 from ..errors import ConfigError, OutputExistsError
-from .common import flag, new_parser, parse_duration
+from .common import flag, new_parser
 
-FORMATS = ("generic", "yoochoose")
-SOURCE_FLAGS = ("events", "format", "labels", "buys", "sequence_col", "order_col", "label_col", "categorical_cols",
-                "numeric_cols", "skip_bad_rows")
-TRAIN_FLAGS = ("run_dir", "checkpoint_name", "positive_label", "max_length", "truncate", "max_vocab", "embedding_size",
-               "rnn_size", "num_layers", "dropout", "batch_size", "max_epochs", "time_budget", "learning_rate",
-               "grad_clip", "class_weights", "val_frac", "test_frac", "seed", "init_from", "force", "device", "gpu",
-               "progress", "print_every", "quiet")
-
-
-def _columns(value: str) -> list[str]:
-    """'a,b' -> ['a', 'b']; '' or 'none' -> [] (no such fields)."""
-    if value.strip().lower() in ("", "none"):
-        return []
-    return [c.strip() for c in value.split(",") if c.strip()]
+GROUPS = ("data", "model", "optimization", "output")
+CONFIGS = (EventSource, TrainConfig)
+PREDICT_SETTINGS = ("events", "skip_bad_rows", "device", "gpu")  # the fields of CONFIGS that predict reads
+EVAL_SETTINGS = PREDICT_SETTINGS + ("labels", "buys")
 
 
 def _refuse_overwrite(path: Path, force: bool) -> None:
@@ -41,18 +35,17 @@ def _refuse_overwrite(path: Path, force: bool) -> None:
         raise ConfigError(f"{path}: folder {path.parent} does not exist; create it first or pick another path")
 
 
-def _given(args: argparse.Namespace, names: tuple[str, ...]) -> dict:
-    return {k: getattr(args, k) for k in names if getattr(args, k, None) is not None}
+def _settings(args: argparse.Namespace, names: tuple[str, ...]) -> dict:
+    """The named settings of CONFIGS: as typed, else their fields' defaults."""
+    given = {}
+    for config in CONFIGS:
+        given.update(defaults(config), **typed_options(args, config))
+    return {name: given[name] for name in names}
 
 
 # ---- train -------------------------------------------------------------------------------------
-def _train_config(args: argparse.Namespace):
-    from ..classify.config import TrainConfig
-    from ..classify.events import EventSource
-
-    if args.time_budget is not None:
-        args.time_budget = parse_duration(args.time_budget)
-    source, options = _given(args, SOURCE_FLAGS), _given(args, TRAIN_FLAGS)
+def _train_config(args: argparse.Namespace) -> TrainConfig:
+    source, options = typed_options(args, EventSource), typed_options(args, TrainConfig)
     if args.resume:
         for name in ("init_from", "force", "run_dir", "checkpoint_name"):
             if name in options:
@@ -86,68 +79,12 @@ def _train(args: argparse.Namespace) -> int:
 
 def _train_parser(sub) -> None:
     p = new_parser(sub, "train", "train on labelled events; report LSTM vs majority and bag-of-events baselines")
-    _add_events_flags(p, labels=True, schema=True, required=False)
-    g = p.add_argument_group("model")
-    flag(g, "positive_label", metavar="LABEL", help="two classes: the positive one (default: 1/true/yes, else the rarer)")
-    flag(g, "max_length", type=int, help="events per sequence the model reads (default 200)")
-    flag(g, "truncate", choices=("keep_last", "keep_first"),
-         help="which end a longer sequence keeps (default keep_last: its most recent events)")
-    flag(g, "max_vocab", type=int, help="values kept per categorical field (default 50000); rarer ones share an id")
-    flag(g, "embedding_size", type=int, help="embedding size per categorical field (default 16)")
-    flag(g, "rnn_size", type=int, help="LSTM hidden size (default 64)")
-    flag(g, "num_layers", type=int, help="LSTM layers (default 1)")
-    flag(g, "dropout", type=float, help="dropout (default 0)")
-    g = p.add_argument_group("optimization")
-    flag(g, "batch_size", type=int, help="sequences per batch (default 64)")
-    flag(g, "max_epochs", type=int, help="total epochs, counting those of a continued run (default 10)")
-    flag(g, "time_budget", help="train for this long (100s, 15m, 2h), then validate, save and report")
-    flag(g, "learning_rate", type=float, help="Adam's learning rate (default 0.002, or the checkpoint's)")
-    flag(g, "grad_clip", type=float, help="clip the gradient norm to this (default 5)")
-    flag(g, "class_weights", choices=("auto", "none"),
-         help="auto (default): weigh classes n/(K n_class) in the loss so each counts the same")
-    flag(g, "val_frac", type=float, help="default 0.15")
-    flag(g, "test_frac", type=float, help="default 0.15; 0 for no test split")
-    flag(g, "seed", type=int, help="seeds the split, the initialization and the batch order (default 0)")
-    _add_run_flags(p)
+    groups = {name: p.add_argument_group(name) for name in GROUPS}
+    flag(groups["output"], "resume", metavar="RUN_DIR",
+         help="continue the run in this folder where it stopped, with its own flags")  # not a setting: it reads them
+    for config in CONFIGS:
+        add_flags(p, config, groups)
     p.set_defaults(func=_train)
-
-
-def _add_run_flags(p: argparse.ArgumentParser) -> None:
-    g = p.add_argument_group("output")
-    flag(g, "run_dir", help="the run folder: checkpoints, report.json, metrics.jsonl, loss.png... (default runs/classifier)")
-    flag(g, "checkpoint_name", help="torch-rnn's spelling: RUN_DIR/NAME names the folder and the checkpoint files")
-    flag(g, "init_from", metavar="RUN_DIR|CKPT",
-         help="continue training with new flags: a checkpoint, or a run folder (its newest), with its split and optimizer")
-    flag(g, "resume", metavar="RUN_DIR", help="continue the run in this folder where it stopped, with its own flags")
-    flag(g, "force", action="store_true", default=None, help="replace the checkpoints already in the run folder")
-    flag(g, "progress", choices=("auto", "bar", "lines", "none"), help="auto: a bar on a terminal, else lines")
-    flag(g, "print_every", type=int, help="iterations between progress lines and metrics.jsonl records (default 50)")
-    flag(g, "quiet", action="store_true", default=None, help="print the final report only")
-    _add_device_flags(g)
-
-
-def _add_device_flags(g) -> None:
-    flag(g, "gpu", type=int, help="torch-rnn's GPU index; -1 for the CPU")
-    flag(g, "device", help="auto (default: CUDA, then Apple MPS, then CPU), cpu, cuda, cuda:N or mps")
-
-
-def _add_events_flags(p: argparse.ArgumentParser, labels: bool, schema: bool, required: bool = True) -> None:
-    g = p.add_argument_group("data")
-    flag(g, "events", required=required, metavar="CSV", help="events, one row per event (YOOCHOOSE: the clicks file)")
-    flag(g, "skip_bad_rows", action="store_true", default=None,
-         help="generic CSV: leave out bad rows (counted) instead of stopping at the first")
-    if labels:
-        flag(g, "labels", metavar="CSV", help="labels in a separate CSV keyed by the sequence id column")
-        flag(g, "buys", metavar="DAT", help="YOOCHOOSE buys file; label = the session has a buy")
-    if schema:
-        flag(g, "format", choices=FORMATS, help="generic CSV with a header (default), or yoochoose clicks/buys files")
-        flag(g, "sequence_col", metavar="COL", help="column holding the sequence id (a session, a cookie)")
-        flag(g, "order_col", metavar="COL", help="column to order events by within a sequence (default: file order)")
-        flag(g, "label_col", metavar="COL", help="label column (default: 'label' if the file has one)")
-        flag(g, "categorical_cols", type=_columns, metavar="A,B",
-             help="fields to embed (default: every other column that is not all numbers in the first rows)")
-        flag(g, "numeric_cols", type=_columns, metavar="A,B",
-             help="fields to normalize (default: every other column of numbers); 'none' for no such fields")
 
 
 # ---- predict, eval -----------------------------------------------------------------------------
@@ -157,8 +94,7 @@ def _predict(args: argparse.Namespace) -> int:
     check_top_k(args.top_k)
     if args.out:
         _refuse_overwrite(Path(args.out), args.force)
-    result = predict(args.checkpoint, args.events, device=args.device or "auto", gpu=args.gpu,
-                     skip_bad_rows=bool(args.skip_bad_rows))
+    result = predict(args.checkpoint, **_settings(args, PREDICT_SETTINGS))
     for note in result.notes:
         print(note, file=sys.stderr)
     if not args.out:
@@ -180,8 +116,7 @@ def _eval(args: argparse.Namespace) -> int:
 
     if args.report:
         _refuse_overwrite(Path(args.report), args.force)
-    result = evaluate(args.checkpoint, args.events, labels=args.labels, buys=args.buys, device=args.device or "auto",
-                      gpu=args.gpu, skip_bad_rows=bool(args.skip_bad_rows))
+    result = evaluate(args.checkpoint, **_settings(args, EVAL_SETTINGS))
     for note in result["notes"]:
         print(note, file=sys.stderr)
     print(f"checkpoint {result['checkpoint']}")
@@ -193,22 +128,28 @@ def _eval(args: argparse.Namespace) -> int:
 
 
 def _predict_parsers(sub) -> None:
-    p = new_parser(sub, "predict", "predict new sequences: a CSV of the predicted label and class probabilities")
-    flag(p, "checkpoint", required=True, metavar="RUN_DIR|CKPT", help="a run folder (its best epoch) or a checkpoint")
-    _add_events_flags(p, labels=False, schema=False)
+    p = _checkpoint_parser(sub, "predict", "predict new sequences: a CSV of the predicted label and class probabilities",
+                           PREDICT_SETTINGS)
     flag(p, "out", metavar="CSV", help="output CSV (default: stdout)")
     flag(p, "top_k", type=int, metavar="K", help="only the K most probable classes per sequence, with probabilities")
     flag(p, "force", action="store_true", help="overwrite --out")
-    _add_device_flags(p)
     p.set_defaults(func=_predict)
 
-    p = new_parser(sub, "eval", "metrics of a trained classifier and its baselines on a labelled file")
-    flag(p, "checkpoint", required=True, metavar="RUN_DIR|CKPT", help="a run folder (its best epoch) or a checkpoint")
-    _add_events_flags(p, labels=True, schema=False)
+    p = _checkpoint_parser(sub, "eval", "metrics of a trained classifier and its baselines on a labelled file",
+                           EVAL_SETTINGS)
     flag(p, "report", metavar="JSON", help="also write the metrics here")
     flag(p, "force", action="store_true", help="overwrite --report")
-    _add_device_flags(p)
     p.set_defaults(func=_eval)
+
+
+def _checkpoint_parser(sub, name: str, help: str, settings: tuple[str, ...]) -> argparse.ArgumentParser:
+    """A command that reads a trained classifier and events: --checkpoint, and the flags of these settings."""
+    p = new_parser(sub, name, help)
+    flag(p, "checkpoint", required=True, metavar="RUN_DIR|CKPT", help="a run folder (its best epoch) or a checkpoint")
+    data = p.add_argument_group("data")
+    for config in CONFIGS:
+        add_flags(p, config, {"data": data}, only=settings, required=("events",))
+    return p
 
 
 # ---- synth ---------------------------------------------------------------------------------------

@@ -11,6 +11,7 @@ from __future__ import annotations
 import argparse
 import dataclasses
 import re
+from collections.abc import Collection
 from typing import Any, Callable
 
 from ..errors import ConfigError
@@ -19,10 +20,15 @@ AUTO = "auto"
 
 
 def option(default: Any = None, help: str = "", *, parse: Callable[[str], Any] | None = str, auto: bool = False,
-           group: str = "", compared: bool = True, flag: bool = True, **argparse_kwargs: Any) -> Any:
+           group: str = "", compared: bool = True, flag: bool = True, fallback: Any = None,
+           **argparse_kwargs: Any) -> Any:
     """A config field with what its flag needs. parse=None: a switch (store_true);
-    auto: `auto` is accepted too; compared=False: `rnnkit compare` never calls it a difference."""
+    auto: `auto` is accepted too; compared=False: `rnnkit compare` never calls it a difference;
+    fallback: the value a None default stands for once nothing else (a checkpoint being
+    continued) has set it, shown as the flag's default. dataclasses.MISSING: no default."""
     meta = dict(help=help, parse=parse, auto=auto, group=group, compared=compared, flag=flag, argparse=argparse_kwargs)
+    if fallback is not None:
+        meta["fallback"] = fallback
     if isinstance(default, (list, dict)):
         return dataclasses.field(default_factory=lambda: type(default)(default), metadata=meta)
     return dataclasses.field(default=default, metadata=meta)
@@ -38,14 +44,18 @@ def flag(parser, name: str, *extra: str, **kwargs):
     return parser.add_argument(*spellings, **kwargs)
 
 
-def add_flags(parser: argparse.ArgumentParser, config_class: type, groups: dict[str, Any] | None = None) -> None:
-    """One flag per field of config_class declared with option(flag=True)."""
+def add_flags(parser: argparse.ArgumentParser, config_class: type, groups: dict[str, Any] | None = None, *,
+              only: Collection[str] | None = None, required: Collection[str] = ()) -> None:
+    """One flag per field of config_class declared with option(flag=True); with only, just the
+    flags of those fields (a command sharing a few settings); those in required must be typed."""
     for f in dataclasses.fields(config_class):
         meta = f.metadata
-        if not meta.get("flag"):
+        if not meta.get("flag") or (only is not None and f.name not in only):
             continue
         target = (groups or {}).get(meta["group"], parser)
         kwargs = dict(meta["argparse"], default=argparse.SUPPRESS, help=_help(f, meta))
+        if f.name in required:
+            kwargs["required"] = True
         if meta["parse"] is None:
             kwargs["action"] = "store_true"
         else:
@@ -69,6 +79,11 @@ def defaults(config_class: type) -> dict[str, Any]:
     return out
 
 
+def fallbacks(config_class: type) -> dict[str, Any]:
+    """The fields declared with option(fallback=...), and what their None stands for."""
+    return {f.name: f.metadata["fallback"] for f in dataclasses.fields(config_class) if "fallback" in f.metadata}
+
+
 def fields_where(config_class: type, key: str, value: Any = True) -> tuple[str, ...]:
     """Names of the fields whose option metadata has key == value (e.g. auto=True)."""
     return tuple(f.name for f in dataclasses.fields(config_class) if f.metadata.get(key, None) == value)
@@ -76,6 +91,8 @@ def fields_where(config_class: type, key: str, value: Any = True) -> tuple[str, 
 
 def _help(f: dataclasses.Field, meta: dict) -> str:
     default = f.default if f.default is not dataclasses.MISSING else None
+    if default is None:
+        default = meta.get("fallback")
     shown = "" if meta["parse"] is None or default is None else f" (default {default})"
     return (meta["help"] + shown).strip() or None
 
