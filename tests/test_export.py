@@ -21,9 +21,13 @@ from rnnkit.errors import (
     ConfigError,
     InputFileError,
     OutputExistsError,
+    RnnkitError,
 )
 from rnnkit.export import export
 from rnnkit.model.language_model import LanguageModel, ModelConfig
+from rnnkit.model.mixture import Histories, Mixture, save_tables
+from rnnkit.model.ngram import Level, NGram
+from rnnkit.sampling.generator import Generator
 from rnnkit.text.vocab import Vocab
 
 MODELS = [("lstm", 2, False), ("gru", 2, False), ("rnn", 1, True)]  # type, layers, batchnorm
@@ -53,9 +57,19 @@ def save_model(folder: Path, model_type: str = "lstm", layers: int = 2, batchnor
     )
 
 
-def torch_model(checkpoint: Path) -> tuple[LanguageModel, Vocab]:
-    from rnnkit.sampling.generator import Generator
+def save_mixed_model(folder: Path, text: str = TEXT, ngram_text: str | None = None, order: int = 4,
+                     weight: float = 0.5, **kwargs) -> Path:
+    """save_model's model with an n-gram of `order` counted on `ngram_text` (default: `text`) mixed in,
+    recorded in the checkpoint as rnnkit train --ngram records it."""
+    vocab = Vocab.build(sorted(set(text)), "char")
+    ngram = NGram.fit(vocab.encode(ngram_text or text * 3), len(vocab), order)
+    folder.mkdir(parents=True, exist_ok=True)
+    tables = folder / "checkpoint_1_ngram.safetensors"
+    record = {"file": tables.name, "sha256": save_tables(ngram, tables), "order": order, "weight": weight}
+    return save_model(folder, text=text, meta={"ngram": record, **kwargs.pop("meta", {})}, **kwargs)
 
+
+def torch_model(checkpoint: Path) -> tuple[LanguageModel, Vocab]:
     g = Generator.load(checkpoint, "cpu")
     return g.model.eval(), g.vocab
 
@@ -97,6 +111,91 @@ def test_onnx_vocabulary_is_torch_rnn_json(tmp_path):
     assert sidecar["token_to_idx"]["\n"] == 1 and sidecar["idx_to_token"]["1"] == "\n"
     assert set(sidecar["rnnkit_onnx"]["inputs"]) == {"ids", "h", "c"}
     assert set(sidecar["rnnkit_onnx"]["outputs"]) == {"logits", "h_out", "c_out"}
+
+
+def test_onnx_with_an_ngram_reproduces_the_mixed_distribution(tmp_path):
+    """A runtime that mixes the graph's logits with the tables as FILE.json says samples what rnnkit samples."""
+    import onnxruntime as ort
+    from safetensors.numpy import load_file
+
+    checkpoint = save_mixed_model(tmp_path / "run", weight=0.4)
+    out = tmp_path / "m.onnx"
+    result = export(checkpoint, "onnx", out)
+    assert result.files == [out, tmp_path / "m.onnx.json", tmp_path / "m.onnx.ngram.safetensors"]
+    assert any("4-gram, network weight 0.40" in note for note in result.notes)
+    record = json.loads((tmp_path / "m.onnx.json").read_text(encoding="utf-8"))["ngram"]
+    assert {k: record[k] for k in ("order", "weight", "file")} == {"order": 4, "weight": 0.4, "file": "m.onnx.ngram.safetensors"}
+    ngram = NGram.from_state_dict(load_file(tmp_path / record["file"]))  # the reader the docs name
+    g = Generator.load(checkpoint, "cpu")
+    session = ort.InferenceSession(str(out), providers=["CPUExecutionProvider"])
+    for prime in ("\n", "The quick b"):  # fewer tokens than the n-gram reads, and more
+        ids = list(g.vocab.encode(prime))
+        state = {n: np.zeros((2, 1, 24), np.float32) for n in ("h", "c")}
+        for i in ids:
+            logits, *new_state = session.run(None, {"ids": np.array([i]), **state})
+            state = dict(zip(state, new_state))
+        history = Histories(np.array(ids), 1, g.mixture.context)  # the sampler's own history
+        for _ in range(6):
+            window = ([0] * record["order"] + ids)[-(record["order"] - 1):]
+            mixed = np.log(record["weight"] * softmax(logits) + (1 - record["weight"]) * ngram.next_distributions(np.array([window])))
+            with torch.no_grad():
+                net = g.model(torch.as_tensor(ids).unsqueeze(0))[0][:, -1].numpy()
+            expected = softmax(g.mixture.mix_logits(net, history.ids))
+            np.testing.assert_allclose(softmax(mixed), expected, atol=1e-5, rtol=0)
+            assert np.abs(expected - softmax(net)).max() > 0.02  # the n-gram does change the distribution
+            ids.append(int(expected[0].argmax()) + 1)
+            history.push(np.array([ids[-1]]))
+            logits, *new_state = session.run(None, {"ids": np.array([ids[-1]]), **state})
+            state = dict(zip(state, new_state))
+
+
+def test_onnx_ngram_tables_are_kept_without_force(tmp_path):
+    from safetensors.numpy import load_file
+
+    checkpoint = save_mixed_model(tmp_path / "run")
+    out, tables = tmp_path / "m.onnx", tmp_path / "m.onnx.ngram.safetensors"
+    tables.write_text("someone's work")
+    with pytest.raises(OutputExistsError, match="m.onnx.ngram.safetensors already exists"):
+        export(checkpoint, "onnx", out)
+    assert tables.read_text() == "someone's work" and not out.exists()
+    export(checkpoint, "onnx", out, force=True)
+    assert int(load_file(tables)["order"]) == 4
+
+
+def test_no_ngram_exports_the_network_alone(tmp_path, capsys):
+    checkpoint = save_mixed_model(tmp_path / "run")
+    base = ["export", "--checkpoint", str(checkpoint), "--out"]
+    assert main([*base, str(tmp_path / "mixed.html"), "--format", "html"]) == 0
+    assert "4-gram, network weight 0.50 mixed in" in capsys.readouterr().err
+    mixed = page_data(tmp_path / "mixed.html")["ngram"]
+    assert (mixed["order"], mixed["weight"], len(mixed["levels"])) == (4, 0.5, 4)
+
+    assert main([*base, str(tmp_path / "alone.html"), "--format", "html", "--no_ngram"]) == 0
+    assert "--no_ngram left out the n-gram" in capsys.readouterr().err
+    assert page_data(tmp_path / "alone.html")["ngram"] is None
+    assert main([*base, str(tmp_path / "alone.onnx"), "--format", "onnx", "--no_ngram"]) == 0
+    assert "ngram" not in json.loads((tmp_path / "alone.onnx.json").read_text(encoding="utf-8"))
+    assert not (tmp_path / "alone.onnx.ngram.safetensors").exists()
+
+
+def test_html_leaves_out_ngram_tables_too_large_for_a_page(tmp_path, monkeypatch):
+    import rnnkit.export.html as html_export
+
+    monkeypatch.setattr(html_export, "NGRAM_PAGE_LIMIT", 1000)
+    result = export(save_mixed_model(tmp_path / "run"), "html", tmp_path / "page.html")
+    assert page_data(tmp_path / "page.html")["ngram"] is None
+    assert any("4-gram's tables would add" in note and "network alone" in note for note in result.notes)
+
+
+def test_html_refuses_ngram_keys_a_page_cannot_hold_exactly(tmp_path):
+    from rnnkit.export.html import export_html
+
+    g = Generator.load(save_model(tmp_path / "run"), "cpu")
+    one = np.ones(1, dtype=np.int64)
+    g.mixture = Mixture(NGram(len(g.vocab), [Level(np.array([2**53 + 1]), one, one, one, 0.5)]), 0.5)
+    with pytest.raises(RnnkitError, match=r"beyond the 2\*\*53 .* pass --no_ngram"):
+        export_html(g, tmp_path / "page.html", None)
+    assert not (tmp_path / "page.html").exists()
 
 
 # ---- the command ----------------------------------------------------------------------------
@@ -241,17 +340,23 @@ def test_page_samples_repeat_with_a_seed(tmp_path, browser):
     page.close()
 
 
-def short_lines_run(folder: Path) -> tuple[Path, set[str]]:
+def short_lines_run(folder: Path, ngram: bool = False) -> tuple[Path, set[str]]:
     """A model over a, b and newline, trained (in name) on every line of 1 to 4 of those letters.
 
     Untrained, it ends a line about one character in three, so most lines it writes are
-    training lines: without the filter they show up, with it none may."""
-    train = {"".join(p) for n in range(1, 5) for p in itertools.product("ab", repeat=n)}
-    train.add("</script><!-- a line that must not break the page")
+    training lines: without the filter they show up, with it none may. ngram: with a 3-gram
+    counted on those lines mixed in."""
+    letters = {"".join(p) for n in range(1, 5) for p in itertools.product("ab", repeat=n)}
+    train = letters | {"</script><!-- a line that must not break the page"}
     text_file = folder / "train.txt"
     folder.mkdir(parents=True)
     text_file.write_text("\n".join(sorted(train)) + "\n", encoding="utf-8")
-    checkpoint = save_model(folder / "run", "lstm", 1, text="ab\n", meta={"data": {"sources": [str(text_file)]}})
+    meta = {"data": {"sources": [str(text_file)]}}
+    if ngram:
+        checkpoint = save_mixed_model(folder / "run", "ab\n", "\n".join(sorted(letters)) + "\n", order=3,
+                                      model_type="lstm", layers=1, meta=meta)
+    else:
+        checkpoint = save_model(folder / "run", "lstm", 1, text="ab\n", meta=meta)
     return checkpoint, train
 
 
@@ -290,5 +395,68 @@ def test_page_without_training_text_says_so(tmp_path, browser):
     page.wait_for_function("document.querySelector('#status').textContent.startsWith('Done')")
     assert page.inner_text("#status").startswith("Done: 3 lines") and len(page.inner_text("#output").split("\n")) == 3
     assert page.evaluate("rnnkit.info.trainLines") is None
+    assert page.problems == []
+    page.close()
+
+
+# ---- the HTML page with an n-gram mixed in ----------------------------------------------------
+def python_distribution(g: Generator, text: str, temperature: float) -> tuple[np.ndarray, np.ndarray]:
+    """The mixed next-token distribution after `text` as rnnkit sample draws from it, and the network's alone."""
+    ids = g.vocab.encode(text) if text else np.array([g.vocab.id_of("\n")])
+    with torch.no_grad():
+        net = g.model(torch.as_tensor(ids).unsqueeze(0))[0][:, -1].numpy()
+    return softmax(g.mixture.mix_logits(net, ids[None]) / temperature)[0], softmax(net / temperature)[0]
+
+
+@needs_chromium
+def test_page_mixes_in_the_ngram_as_python_does(tmp_path, browser):
+    checkpoint = save_mixed_model(tmp_path / "run", order=5)
+    export(checkpoint, "html", tmp_path / "page.html")
+    g = Generator.load(checkpoint, "cpu")
+    page = open_page(browser, tmp_path / "page.html")
+    assert page.evaluate("rnnkit.info.ngram") == {"order": 5, "weight": 0.5}
+    assert "+ 5-gram (network weight 0.50)" in page.inner_text("#model")
+    # shorter than the 4 tokens the 5-gram reads (empty: after a newline), and longer
+    for text in ["", "T", "Ann", "The quick brown", "Anna\nBella\nCa", "zzz"]:
+        top = dict(g.next_tokens(text, k=len(g.vocab)))
+        got = np.array(page.evaluate("([t, T]) => rnnkit.probabilities(t, T)", [text, 1.0]))
+        np.testing.assert_allclose(got, [top[t] for t in g.vocab.tokens], atol=1e-4, rtol=0)
+        expected, network = python_distribution(g, text, 0.7)
+        got = np.array(page.evaluate("([t, T]) => rnnkit.probabilities(t, T)", [text, 0.7]))
+        np.testing.assert_allclose(got, expected, atol=1e-4, rtol=0)
+        assert np.abs(got - network).max() > 0.02  # the n-gram does change the distribution
+
+    # sampling moves the history on: near-argmax in the page is Python's argmax, which the n-gram steers
+    start = "The quick b"
+    greedy = g.generate(start_text=start, length=40, sample=False)[0]
+    assert greedy != Generator(g.model, g.vocab).generate(start_text=start, length=40, sample=False)[0]
+    call = "(s) => rnnkit.generate({start_text: s, length: 40, temperature: 0.005, seed: 1})"
+    assert page.evaluate(call, start) == greedy
+    assert page.problems == []
+    page.close()
+
+
+@needs_chromium
+def test_page_list_mode_with_an_ngram(tmp_path, browser):
+    from rnnkit.sampling.generator import SampleOptions
+    from rnnkit.sampling.lines import generate_lines
+
+    checkpoint, train = short_lines_run(tmp_path / "lines", ngram=True)
+    export(checkpoint, "html", tmp_path / "page.html")
+    page = open_page(browser, tmp_path / "page.html")
+    assert page.evaluate("rnnkit.info.ngram") == {"order": 3, "weight": 0.5}
+    new = page.evaluate("rnnkit.lines({count: 20, novel: true, seed: 1})")
+    assert len(new) == len(set(new)) == 20 and not set(new) & train
+    # each line's history starts from a newline and the start text, as in rnnkit sample --lines
+    g = Generator.load(checkpoint, "cpu")
+    for start in ("", "b"):
+        greedy = generate_lines(g, 1, options=SampleOptions(start_text=start, sample=False))
+        call = "(s) => rnnkit.lines({count: 1, novel: false, start_text: s, temperature: 0.005, seed: 1})"
+        assert page.evaluate(call, start) == greedy
+    page.select_option("#mode", "list")
+    page.fill("#count", "5")
+    page.click("#generate")
+    page.wait_for_function("document.querySelector('#status').textContent.startsWith('Done')")
+    assert page.inner_text("#status").startswith("Done: 5 new lines")
     assert page.problems == []
     page.close()

@@ -30,11 +30,14 @@ def export(
     force: bool = False,
     train_text: str | Path | None = None,
     training_lines: bool = True,
+    ngram: bool = True,
 ) -> Exported:
     """Export a checkpoint (or a run folder's best) as `format` to `out`.
 
     html only: the training lines go into the page for list mode's novelty filter, read from
     `train_text` or else the files the run remembers; training_lines=False leaves them out.
+    ngram: bring along the n-gram the checkpoint mixes in, if any (False: the network alone);
+    onnx writes its tables to FILE.ngram.safetensors.
     """
     if format not in FORMATS:
         raise ConfigError(f"--format {format!r} is unknown; use onnx or html")
@@ -44,10 +47,12 @@ def export(
     check_outputs([out, vocab_path(out)] if format == "onnx" else [out], force)
     from ..sampling.generator import Generator
 
-    generator = Generator.load(checkpoint, device="cpu")
+    generator = Generator.load(checkpoint, device="cpu", ngram=ngram)
     if format == "onnx":
         from .onnx import export_onnx
 
+        if generator.mixture is not None:
+            check_outputs([ngram_path(out)], force)
         result = export_onnx(generator, out)
     else:
         from .html import export_html
@@ -55,6 +60,8 @@ def export(
         lines, note = _training_lines(generator, train_text, training_lines)
         result = export_html(generator, out, lines)
         result.notes.append(note)
+    if not ngram and generator.meta.get("ngram"):
+        result.notes.append("the network alone: --no_ngram left out the n-gram the checkpoint mixes in")
     for path in result.files:
         _usual_permissions(path)
     return result
@@ -64,6 +71,11 @@ def vocab_path(out: Path) -> Path:
     """The ONNX graph's vocabulary: FILE.json beside FILE (not FILE's stem + .json, which in a run
     folder would be a checkpoint)."""
     return out.with_name(out.name + ".json")
+
+
+def ngram_path(out: Path) -> Path:
+    """The ONNX export's n-gram tables: FILE.ngram.safetensors beside FILE."""
+    return out.with_name(out.name + ".ngram.safetensors")
 
 
 def check_outputs(paths: list[Path], force: bool) -> None:

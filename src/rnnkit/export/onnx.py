@@ -11,24 +11,38 @@ logits and the new state, so any ONNX runtime can sample with the loop rnnkit ru
 
 The vocabulary goes to FILE.json in torch-rnn's layout (token_to_idx, idx_to_token), with
 an "rnnkit_onnx" entry describing the graph's inputs and outputs.
+
+A checkpoint that mixes in an n-gram (model/mixture.py) keeps the graph the network's step
+alone and writes the n-gram's tables beside it, FILE.ngram.safetensors (the arrays of
+NGram.state_dict(), order and vocab_size as 0-d arrays), named in FILE.json as
+"ngram": {"order", "weight", "file", "sha256"}. Sampling as rnnkit does draws each token from
+
+    ln(weight * softmax(logits) + (1 - weight) * P_ngram(next | the last order - 1 ids))
+
+(0 for a position before the start: the history begins as the start text, or the newline),
+with temperature applied to that as to logits. The reference implementation:
+rnnkit.model.ngram.NGram.from_state_dict(safetensors.numpy.load_file(FILE.ngram.safetensors))
+and its next_distributions(histories).
 """
 
 from __future__ import annotations
 
 import copy
+import hashlib
 import inspect
 import io
 import json
 import warnings
 from pathlib import Path
 
+import numpy as np
 import torch
 from torch import nn
 
 from ..core.atomic import atomic_write_bytes, atomic_write_text
 from ..errors import RnnkitError
 from ..model.language_model import LanguageModel
-from . import Exported, vocab_path
+from . import Exported, ngram_path, vocab_path
 
 OPSET = 17
 
@@ -63,8 +77,28 @@ def export_onnx(generator, out: Path) -> Exported:
     onnx.checker.check_model(proto)
     atomic_write_bytes(out, proto.SerializeToString())
     sidecar = dict(generator.vocab.to_json_dict(), rnnkit_onnx=info)
+    written, notes = [out, vocab_path(out)], []
+    if generator.mixture is not None:
+        sidecar["ngram"] = write_ngram(generator.mixture, ngram_path(out))
+        written.append(ngram_path(out))
+        notes.append(f"{generator.mixture.describe()}: its tables are in {ngram_path(out).name}; mix them in as "
+                     f"{vocab_path(out).name}'s \"ngram\" entry says (--no_ngram: the network alone)")
     atomic_write_text(vocab_path(out), json.dumps(sidecar, ensure_ascii=False, indent=1))
-    return Exported([out, vocab_path(out)])
+    return Exported(written, notes)
+
+
+def write_ngram(mixture, path: Path) -> dict:
+    """The n-gram's tables as safetensors that NGram.from_state_dict reads as loaded; their FILE.json entry."""
+    from safetensors.numpy import save
+
+    arrays = {name: np.ascontiguousarray(value) if isinstance(value, np.ndarray) else np.array(value, dtype=np.int64)
+              for name, value in mixture.ngram.state_dict().items()}
+    blob = save(arrays)
+    atomic_write_bytes(path, blob)
+    return {"order": mixture.ngram.order, "weight": mixture.weight, "file": path.name,
+            "sha256": hashlib.sha256(blob).hexdigest(),
+            "mix": "ln(weight * softmax(logits) + (1 - weight) * P_ngram(next | last order-1 ids, 0 before the start)); "
+                   "reference: rnnkit.model.ngram.NGram.from_state_dict(load_file(file)).next_distributions"}
 
 
 def graph_description(config) -> dict:
