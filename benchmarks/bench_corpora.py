@@ -63,8 +63,10 @@ class Row:
     file_bytes: int
     tokens: int = 0
     vocab: int = 0
-    rnnkit_best: float | None = None
+    rnnkit_best: float | None = None  # the network's best evaluation
     rnnkit_last: float | None = None
+    rnnkit_mixed: float | None = None  # the best checkpoint with its n-gram mixture (what sample and score use)
+    mixture: str = ""  # its order and weight, or why there is none
     rnnkit_iterations: int = 0
     rnnkit_seconds: float = 0.0  # wall clock of the whole command
     auto_choice: dict = field(default_factory=dict)
@@ -79,6 +81,11 @@ class Row:
     @property
     def gap(self) -> float | None:
         return None if self.rnnkit_best is None or self.rnnkit_last is None else self.rnnkit_last - self.rnnkit_best
+
+    @property
+    def rnnkit(self) -> float | None:
+        """rnnkit's held-out loss as a user gets it: with its n-gram mixture when it kept one."""
+        return self.rnnkit_mixed if self.rnnkit_mixed is not None else self.rnnkit_best
 
     @property
     def best_reference(self) -> tuple[str, float] | None:
@@ -146,6 +153,14 @@ def read_rnnkit_run(run: RnnkitRun, row: Row) -> None:
     evals = [r["val_loss"] for r in records if r.get("val_loss") is not None]
     config = json.loads((run.run_dir / "config.json").read_text())
     row.rnnkit_best = min(evals) if evals else None
+    mixed = [r for r in records if r.get("event") == "ngram"]
+    if mixed and mixed[-1].get("ngram_order"):
+        m = mixed[-1]
+        row.rnnkit_mixed = m["val_loss_mixed"]
+        row.mixture = (f"{m['ngram_order']}-gram, network weight {m['network_weight']:.2f}: {m['val_loss_mixed']:.3f} vs the "
+                       f"network's {m['val_loss_network']:.3f} on the same {m['val_tokens']:,} tokens read as one pass")
+    else:
+        row.mixture = "none kept" if mixed else "not fitted"
     row.rnnkit_last = evals[-1] if evals else None
     row.rnnkit_iterations = max((r.get("iteration", 0) for r in records), default=0)
     row.rnnkit_seconds = run.seconds
@@ -320,29 +335,14 @@ def makemore_run(train_lines: list[str], val_lines: list[str], budget: float, in
     return {**result, "block_size": block_size, "train_names": len(train_lines), "val_names": len(val_lines)}
 
 
-@torch.no_grad()
-def rnnkit_line_loss(run_dir: Path, vocab, lines: list[str], batch: int = 512) -> float:
-    """rnnkit's best checkpoint on whole lines read one by one from a zero state, as makemore
-    reads names: a newline starts each line and every character and the closing newline
-    are predicted."""
-    from rnnkit.core.checkpoint import load_checkpoint
-    from rnnkit.model.language_model import model_from_checkpoint
+def rnnkit_line_loss(run_dir: Path, lines: list[str]) -> float:
+    """rnnkit's best checkpoint, with its n-gram mixture if it kept one (as `rnnkit sample` and
+    `rnnkit score` use it), on whole lines read one by one from a zero state, as makemore reads
+    names: a newline starts each line and every character and the closing newline are predicted."""
+    from rnnkit.sampling.generator import Generator
 
-    model = model_from_checkpoint(load_checkpoint(run_dir)).eval()
-    newline = vocab.id_of("\n")
-    total, count = 0.0, 0
-    for start in range(0, len(lines), batch):
-        group = [vocab.encode(s) for s in lines[start:start + batch]]
-        width = max(map(len, group)) + 1
-        x = torch.full((len(group), width), newline, dtype=torch.long)
-        y = torch.zeros((len(group), width), dtype=torch.long)  # 0 - 1 = -1: ignored
-        for i, ids in enumerate(group):
-            x[i, 1: 1 + len(ids)] = torch.from_numpy(ids)
-            y[i, : len(ids)], y[i, len(ids)] = torch.from_numpy(ids), newline
-        logits, _ = model(x)
-        total += F.cross_entropy(logits.flatten(0, 1), y.flatten() - 1, ignore_index=-1, reduction="sum").item()
-        count += int((y > 0).sum())
-    return total / count
+    results = Generator.load(run_dir, "cpu").score_lines(lines)
+    return sum(r.total_nats for r in results) / sum(r.tokens for r in results)
 
 
 def names_comparison(run: RnnkitRun, vocab, train: np.ndarray, val: np.ndarray, budget: float, interval: float) -> dict:
@@ -350,7 +350,7 @@ def names_comparison(run: RnnkitRun, vocab, train: np.ndarray, val: np.ndarray, 
     val_lines = whole_lines(vocab, val, vocab.decode(train[-1:]) == "\n")
     wait_quiet()
     result = makemore_run(train_lines, val_lines, budget, interval)
-    result["rnnkit_per_line"] = rnnkit_line_loss(run.run_dir, vocab, val_lines)
+    result["rnnkit_per_line"] = rnnkit_line_loss(run.run_dir, val_lines)
     return result
 
 
@@ -369,8 +369,9 @@ def measure_corpus(corpus: Corpus, cache: Path, base: Path, budget: float) -> Ro
     vocab = Vocab.load(run.json)
     train, val = np.asarray(open_split(run.h5, "train")), np.asarray(open_split(run.h5, "val"))
     row.vocab, row.tokens = len(vocab), len(train) + len(val) + len(open_split(run.h5, "test"))
-    print(f"  {row.tokens:,} tokens, vocabulary {row.vocab}; rnnkit best {_f(row.rnnkit_best)}, last "
-          f"{_f(row.rnnkit_last)}, {row.rnnkit_iterations} iterations; auto: {_choice(row.auto_choice)}", flush=True)
+    print(f"  {row.tokens:,} tokens, vocabulary {row.vocab}; rnnkit network best {_f(row.rnnkit_best)}, last "
+          f"{_f(row.rnnkit_last)}, {row.rnnkit_iterations} iterations; n-gram mixture: {row.mixture}; "
+          f"auto: {_choice(row.auto_choice)}", flush=True)
     interval = eval_interval(budget)
     val_lanes = rnnkit_eval_lanes(train, val, row)
     for width in BARE_WIDTHS if val_lanes is not None else ():
@@ -400,31 +401,31 @@ def _choice(choice: dict) -> str:
 
 
 def table(rows: list[Row]) -> str:
-    head = (f"  {'corpus':<9} {'MB':>6} {'tokens':>11} {'vocab':>6} | {'rnnkit':>6} {'last':>6} {'gap':>6} {'iters':>6} | "
+    head = (f"  {'corpus':<9} {'MB':>6} {'tokens':>11} {'vocab':>6} | {'rnnkit':>6} {'net':>6} {'last':>6} {'gap':>6} {'iters':>6} | "
             f"{'2x256':>6} {'2x128':>6} {'n-gram':>10} {'makemore':>8} | {'ratio':>5} vs")
     lines = [head, "  " + "-" * (len(head) - 2)]
     for r in rows:
         ref = r.best_reference
         ngram = f"{_f(r.ngram.get(r.ngram_order))} ({r.ngram_order})" if r.ngram_order else "-"
         lines.append(
-            f"  {r.corpus:<9} {r.file_bytes / 1e6:>6.2f} {r.tokens:>11,} {r.vocab:>6} | {_f(r.rnnkit_best):>6} "
+            f"  {r.corpus:<9} {r.file_bytes / 1e6:>6.2f} {r.tokens:>11,} {r.vocab:>6} | {_f(r.rnnkit):>6} {_f(r.rnnkit_best):>6} "
             f"{_f(r.rnnkit_last):>6} {_f(r.gap):>6} {r.rnnkit_iterations:>6} | "
             f"{_f(r.bare.get('2x256', {}).get('best')):>6} {_f(r.bare.get('2x128', {}).get('best')):>6} {ngram:>10} "
             f"{_f(r.makemore.get('best')):>8} | "
-            + (f"{r.rnnkit_best / ref[1]:>5.2f} {ref[0]}" if ref and r.rnnkit_best else "    -"))
+            + (f"{r.rnnkit / ref[1]:>5.2f} {ref[0]}" if ref and r.rnnkit else "    -"))
     return "\n".join(lines)
 
 
 def notes(rows: list[Row]) -> str:
     out = []
     for r in rows:
-        out.append(f"  {r.corpus}: auto {_choice(r.auto_choice)}; n-gram order {r.ngram_order} counted in "
-                   f"{_f(r.ngram_fit_seconds, 2)} s")
+        out.append(f"  {r.corpus}: auto {_choice(r.auto_choice)}; rnnkit's n-gram mixture: {r.mixture}; the best n-gram "
+                   f"alone, order {r.ngram_order}, counted in {_f(r.ngram_fit_seconds, 2)} s")
         if r.makemore:
             m = r.makemore
             out.append(f"  {r.corpus}: per name (makemore's loss, {m['val_names']} names of the val split): rnnkit "
                        f"{_f(m['rnnkit_per_line'])} vs makemore Transformer {_f(m['best'])} "
-                       f"(ratio {m['rnnkit_per_line'] / m['best']:.2f}). rnnkit's val loss {_f(r.rnnkit_best)} is over the "
+                       f"(ratio {m['rnnkit_per_line'] / m['best']:.2f}). rnnkit's network val loss {_f(r.rnnkit_best)} is over the "
                        "split's running text: the same characters and newlines, but each name read after the names "
                        "before it, and a name cut at either end of the split or of a lane counted too")
     return "\n".join(out)
@@ -464,7 +465,7 @@ def main(quick: bool = False, budget: float | None = None, names: list[str] | No
 
 def result(row: Row) -> Result:
     ref = row.best_reference
-    return Result("corpora", f"{row.corpus}: val loss vs {ref[0] if ref else '-'}", row.rnnkit_best or math.nan,
+    return Result("corpora", f"{row.corpus}: val loss vs {ref[0] if ref else '-'}", row.rnnkit or math.nan,
                   ref[1] if ref else None, "nats", "(measured, no target)", None)
 
 

@@ -197,3 +197,31 @@ def test_no_budget_means_no_ngram_as_torch_rnn(tmp_path, corpus):
 def test_math_sanity_of_mixed_nats():
     assert mixed_nats(np.array([1.0]), np.array([-1.0]), 0.5)[0] == pytest.approx(1.0)
     assert mixed_nats(np.array([0.0]), np.array([-math.inf]), 0.25)[0] == pytest.approx(-math.log(0.25))
+
+
+def test_the_tables_file_reads_back_with_safetensors_alone(run):
+    """The file is plain safetensors: NGram.from_state_dict(load_file(...)) is the whole reader."""
+    from safetensors.numpy import load_file
+
+    folder, result = run
+    record = json.loads(result.checkpoint.read_text())["ngram"]
+    ngram = NGram.from_state_dict(load_file(folder / "run" / record["file"]))
+    loaded = Generator.load(result.checkpoint, "cpu").mixture.ngram
+    history = np.array([[0, 0, 5, 6]])
+    np.testing.assert_array_equal(ngram.next_distributions(history), loaded.next_distributions(history))
+
+
+def test_a_bad_ngram_record_is_one_line(run, tmp_path):
+    import shutil
+
+    from rnnkit.errors import CheckpointError
+
+    folder, result = run
+    copy = tmp_path / "run"
+    shutil.copytree(folder / "run", copy)
+    ckpt = copy / result.checkpoint.name
+    meta = json.loads(ckpt.read_text())
+    del meta["ngram"]["weight"]
+    ckpt.write_text(json.dumps(meta))
+    with pytest.raises(CheckpointError, match="--no_ngram"):
+        Generator.load(ckpt, "cpu")

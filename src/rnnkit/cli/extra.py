@@ -12,7 +12,7 @@ from ..sampling.novelty import (
     novel_substring_fractions,
     read_text,
 )
-from .common import flag, new_parser
+from .common import NO_NGRAM_HELP, flag, new_parser
 
 # rnnkit.serve.app's Limits holds these defaults; it is not imported here because starlette and
 # uvicorn are an optional extra and every rnnkit command loads this module.
@@ -23,17 +23,19 @@ LIMIT_FLAGS = {
 }
 
 
+SERVE_DESCRIPTION = ("Serve a trained model: a web page at / and a JSON API (POST /generate, POST /generate/stream, "
+                     "GET /model, GET /health). Listens on 127.0.0.1 unless told otherwise.")
+NOVELTY_DESCRIPTION = ("For each length n, the fraction of the sample's length-n substrings that appear nowhere in the "
+                       "training text (as torch-rnn's novel_substrings.py reports).")
+
+
 def register(sub) -> None:
     _register_serve(sub)
     _register_novelty(sub)
 
 
 def _register_serve(sub) -> None:
-    p = new_parser(
-        sub, "serve", "serve a trained model over HTTP: a JSON API and a web page",
-        description="Serve a trained model: a web page at / and a JSON API (POST /generate, "
-        "POST /generate/stream, GET /model, GET /health). Listens on 127.0.0.1 unless told otherwise.",
-    )
+    p = new_parser(sub, "serve", "serve a trained model over HTTP: a JSON API and a web page", SERVE_DESCRIPTION)
     p.add_argument("checkpoint", metavar="RUN_OR_CHECKPOINT", help="a run folder (its best checkpoint) or a checkpoint")
     flag(p, "host", default="127.0.0.1", help="address to listen on (default 127.0.0.1: this machine only)")
     flag(p, "port", type=int, default=8000, help="port (default 8000; 0 picks a free one)")
@@ -42,6 +44,7 @@ def _register_serve(sub) -> None:
          "but the page (default: $RNNKIT_TOKEN, which keeps it out of the process list); needed with a "
          "--host other than this machine")
     flag(p, "no_token", action="store_true", help="serve a --host other than this machine without a token, knowingly")
+    flag(p, "no_ngram", action="store_true", help=NO_NGRAM_HELP)
     for name, help in LIMIT_FLAGS.items():
         flag(p, name, type=int, default=None, help=help)
     p.set_defaults(func=_serve)
@@ -59,16 +62,12 @@ def _serve(args) -> int:
     limits = {name: getattr(args, name) for name in LIMIT_FLAGS if getattr(args, name) is not None}
     token = args.token if args.token is not None else os.environ.get("RNNKIT_TOKEN") or None
     serve(args.checkpoint, host=args.host, port=args.port, device=args.device, token=token,
-          no_token=args.no_token, **limits)
+          no_token=args.no_token, ngram=not args.no_ngram, **limits)
     return 0
 
 
 def _register_novelty(sub) -> None:
-    p = new_parser(
-        sub, "novelty", "how much of a sample is new: novel substrings by length",
-        description="For each length n, the fraction of the sample's length-n substrings that "
-        "appear nowhere in the training text (as torch-rnn's novel_substrings.py reports).",
-    )
+    p = new_parser(sub, "novelty", "how much of a sample is new: novel substrings by length", NOVELTY_DESCRIPTION)
     p.add_argument("sample", metavar="SAMPLE", help="generated text file")
     p.add_argument("train", metavar="TRAIN", help="training text file")
     flag(p, "max_n", type=int, default=DEFAULT_MAX_N, help=f"longest substring length (default {DEFAULT_MAX_N})")

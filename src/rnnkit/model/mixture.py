@@ -92,9 +92,8 @@ def save_tables(ngram: NGram, path: Path) -> str:
 
     from ..core.atomic import atomic_write_bytes
 
-    state = ngram.state_dict()
-    arrays = {k: np.ascontiguousarray(v) if isinstance(v, np.ndarray) else np.array([v], dtype=np.int64)
-              for k, v in state.items()}
+    arrays = {k: np.ascontiguousarray(v) if isinstance(v, np.ndarray) else np.array(v, dtype=np.int64)  # ints: 0-d
+              for k, v in ngram.state_dict().items()}
     blob = save(arrays)
     atomic_write_bytes(path, blob)
     return hashlib.sha256(blob).hexdigest()
@@ -116,11 +115,15 @@ def load_mixture(record: dict, checkpoint_json: Path) -> Mixture:
         raise CheckpointError(f"{path} does not match the checksum in {checkpoint_json.name} (truncated or "
                               "corrupted); pass --no_ngram to use the network alone")
     try:
-        arrays = load(blob)
-    except (SafetensorError, ValueError) as e:
-        raise CheckpointError(f"{path} is not a valid safetensors file ({e})") from None
-    state = {k: (int(v[0]) if k in ("vocab_size", "order") else v) for k, v in arrays.items()}
-    return Mixture(NGram.from_state_dict(state), float(record["weight"]))
+        ngram = NGram.from_state_dict(load(blob))
+        weight = float(record["weight"])
+    except (SafetensorError, ValueError, KeyError, TypeError) as e:
+        raise CheckpointError(f"{path} or the n-gram record in {checkpoint_json.name} is not what rnnkit wrote "
+                              f"({type(e).__name__}: {e}); pass --no_ngram to use the network alone") from None
+    if not 0 < weight <= 1:
+        raise CheckpointError(f"{checkpoint_json.name}: the n-gram weight {weight} is not in (0, 1]; "
+                              "pass --no_ngram to use the network alone")
+    return Mixture(ngram, weight)
 
 
 class Histories:

@@ -164,8 +164,13 @@ class NGram:
         levels = [Level(*(np.asarray(state[f"{name}.{k}"], dtype=np.int64)
                           for name in ("keys", "counts", "context_total", "context_types")),
                         discount=float(discounts[k - 1]))
-                  for k in range(1, int(state["order"]) + 1)]
-        return cls(int(state["vocab_size"]), levels)
+                  for k in range(1, _scalar(state["order"]) + 1)]
+        return cls(_scalar(state["vocab_size"]), levels)
+
+
+def _scalar(value) -> int:
+    """An int stored as a Python int, a 0-d array or a 1-element array (older files)."""
+    return int(np.asarray(value).reshape(-1)[0])
 
 
 def _narrow(counts: np.ndarray) -> np.ndarray:

@@ -514,18 +514,20 @@ def serve(
     log_level: str = "info",
     token: str | None = None,
     no_token: bool = False,
+    ngram: bool = True,
     **limits: Any,
 ) -> None:
     """Load a checkpoint (or run folder) and serve it until Ctrl+C. Port 0 picks a free port.
 
     A host other than loopback needs a token, or no_token=True to serve without one knowingly.
+    ngram=False serves the network alone, without the checkpoint's n-gram mixture.
     """
     check_token_for_host(host, token, no_token)  # before anything slow: a flag mistake fails at once
     import uvicorn  # imported here so the rest of rnnkit does not need it
 
     from ..sampling.generator import Generator
 
-    generator = Generator.load(checkpoint, device)
+    generator = Generator.load(checkpoint, device, ngram=ngram)
     app = create_app(generator, token=token, **limits)
     sock = bind(host, port)
     announce(generator.meta.get("checkpoint_path"), host, sock.getsockname()[1], token is not None)

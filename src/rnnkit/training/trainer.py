@@ -496,7 +496,7 @@ class Trainer:
         progress.event(describe_mixture(fit), important=True)
         kept = fit.mixture is not None
         self.metrics_log({"iteration": state.iteration, "event": "ngram", "ngram_order": fit.mixture.ngram.order if kept else None,
-                          "ngram_weight": fit.mixture.weight if kept else None, "val_loss_network": fit.network_loss,
+                          "network_weight": fit.mixture.weight if kept else None, "val_loss_network": fit.network_loss,
                           "val_loss_ngram": fit.ngram_loss, "val_loss_mixed": fit.mixed_loss, "val_tokens": fit.tokens})
         return fit.mixed_loss if kept else None
 
