@@ -41,7 +41,7 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 from bench_quality import BareLM
-from common import Result, header, load, machine, wait_quiet, workdir
+from common import Result, header, load, machine, matmul_gflops, wait_quiet, workdir
 from corpora import Corpus, all_corpora
 from torch import nn
 
@@ -72,6 +72,7 @@ class Row:
     auto_choice: dict = field(default_factory=dict)
     batch_size: int = 0  # rnnkit's, from config.json: its evaluation's lanes
     seq_length: int = 0
+    eval_tokens: int | None = None  # rnnkit's evaluations read this much of the validation split (None: all)
     bare: dict = field(default_factory=dict)  # "2x256" -> {best, last, iterations}
     ngram: dict = field(default_factory=dict)  # order -> val loss
     ngram_order: int | None = None
@@ -95,19 +96,6 @@ class Row:
         return min(refs.items(), key=lambda kv: kv[1]) if refs else None
 
 
-# ---- the machine ---------------------------------------------------------------------------
-def matmul_gflops(n: int = 1024, repeats: int = 10) -> float:
-    """fp32 GFLOP/s of an n x n matmul (best of `repeats`), with the process's torch threads."""
-    a, b = torch.randn(n, n), torch.randn(n, n)
-    a @ b
-    best = math.inf
-    for _ in range(repeats):
-        t0 = time.perf_counter()
-        a @ b
-        best = min(best, time.perf_counter() - t0)
-    return 2 * n ** 3 / best / 1e9
-
-
 # ---- rnnkit, as a user runs it -------------------------------------------------------------------
 @dataclass
 class RnnkitRun:
@@ -117,7 +105,8 @@ class RnnkitRun:
     seconds: float  # the whole command's wall clock: preprocessing, auto's probe, training, evaluations
 
 
-def rnnkit_train(corpus: Corpus, text: Path, base: Path, budget: float) -> RnnkitRun:
+def rnnkit_train(corpus: Corpus, text: Path, base: Path, budget: float, extra: tuple[str, ...] = ()) -> RnnkitRun:
+    """`rnnkit train FILE --time_budget B` and no other flag (`extra`: flags a side experiment adds)."""
     run_dir = base / corpus.name
     if corpus.tokens == "word":
         h5, js = word_corpus(text, base / f"{corpus.name}-data")
@@ -126,7 +115,7 @@ def rnnkit_train(corpus: Corpus, text: Path, base: Path, budget: float) -> Rnnki
         h5, js = run_dir / "corpus.h5", run_dir / "corpus.json"
         inputs = [str(text)]
     cmd = [sys.executable, "-m", "rnnkit", "train", *inputs, "--time_budget", f"{budget:g}s",
-           "--checkpoint_name", str(run_dir / "ck")]
+           "--checkpoint_name", str(run_dir / "ck"), *extra]
     t0 = time.perf_counter()
     done = subprocess.run(cmd, capture_output=True, text=True)
     seconds = time.perf_counter() - t0
@@ -166,6 +155,7 @@ def read_rnnkit_run(run: RnnkitRun, row: Row) -> None:
     row.rnnkit_seconds = run.seconds
     row.auto_choice = config.get("auto_choice") or {}
     row.batch_size, row.seq_length = int(config["batch_size"]), int(config["seq_length"])
+    row.eval_tokens = config.get("eval_tokens")
 
 
 # ---- wall-clock training with evaluations inside the budget -------------------------------------
@@ -226,10 +216,12 @@ def lanes_loss(model: nn.Module, lanes) -> float:
 
 
 def rnnkit_eval_lanes(train: np.ndarray, val: np.ndarray, row: Row):
-    """The validation lanes rnnkit's own evaluation read (as trainer.open_data cuts them)."""
+    """The validation lanes rnnkit's own evaluation read (as trainer.open_data cuts them: its
+    --eval_tokens first tokens of the split, in its lanes)."""
     from rnnkit.text.splits import Lanes, fit_lanes
 
     b, _ = fit_lanes(len(train), row.batch_size, row.seq_length)  # shrunk where the training split is short
+    val = val[:row.eval_tokens] if row.eval_tokens else val
     vb, vt = fit_lanes(len(val), b, row.seq_length)
     return Lanes(val, vb, vt) if vb else None
 

@@ -19,7 +19,7 @@ from contextlib import nullcontext
 from types import SimpleNamespace
 
 import torch
-from common import Result, header, wait_quiet
+from common import Result, header, matmul_gflops, wait_quiet
 
 RNN_SIZE, LAYERS, WORDVEC = 256, 2, 64
 VAL_BATCH, VAL_SEQ = 50, 50  # TrainConfig's defaults
@@ -83,6 +83,11 @@ def main(quick: bool = False) -> list[Result]:
     cpu = {name: max(c for _, c, _ in r) for name, r in runs.items()}
     ours, ref = best["rnnkit score"], best["validation pass (50 x 50 lanes)"]
     print(f"  by CPU time: score / validation pass = {cpu['rnnkit score'] / cpu['validation pass (50 x 50 lanes)']:.2f}x")
+    flops = 2 * model.num_parameters()  # a multiply-add per weight per token (the embedding's are lookups: less)
+    peak = matmul_gflops() * 1e9
+    print(f"  the network does ~{flops / 1e6:.2f} MFLOP per token; at this machine's fp32 matmul rate "
+          f"({peak / 1e9:.0f} GFLOP/s, 1024 x 1024) that is at most {peak / flops:,.0f} tokens/s: score runs at "
+          f"{ours / (peak / flops):.0%} of it")
     r = Result("score", f"score tokens/s (best of {len(runs['rnnkit score'])})", ours, ref, "tokens/s", ">= 200,000",
                ours >= 200_000)
     print(r.line(), flush=True)

@@ -114,3 +114,19 @@ def wait_quiet(max_wait: float = float(os.environ.get("RNNKIT_BENCH_WAIT", 120))
 
 def header(title: str) -> None:
     print(f"\n== {title} ==\n  {machine()}; {load()}", flush=True)
+
+
+def matmul_gflops(n: int = 1024, repeats: int = 10) -> float:
+    """fp32 GFLOP/s of an n x n matmul (best of `repeats`), with the process's torch threads."""
+    import math
+
+    import torch
+
+    a, b = torch.randn(n, n), torch.randn(n, n)
+    a @ b
+    best = math.inf
+    for _ in range(repeats):
+        t0 = time.perf_counter()
+        a @ b
+        best = min(best, time.perf_counter() - t0)
+    return 2 * n ** 3 / best / 1e9

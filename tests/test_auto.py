@@ -180,3 +180,43 @@ def test_a_shape_already_decided_is_the_only_one_measured():
     cfg = TrainConfig(time_budget=60.0, rnn_size=64, num_layers=1, batch_size="auto")
     assert auto.decided_shape(cfg) == (1, 64)
     assert auto.decided_shape(TrainConfig(time_budget=60.0, rnn_size="auto")) is None
+
+
+def test_evaluations_read_a_share_of_the_budget_not_a_huge_validation_split():
+    # 9,500 symbols at 5,000 characters/s: an evaluation of a 6M-token split would outlast the budget
+    big = choose(48_000_000, 120.0, 9_500, lambda layers, width: 5_000.0)
+    assert big["eval_tokens"] == auto.MIN_EVAL_TOKENS
+    fast = choose(1_000_000, 600.0, 65, zen5)
+    rate = zen5(fast["num_layers"], fast["rnn_size"])
+    assert fast["eval_tokens"] == int(auto.EVAL_SHARE * 600.0 * rate * auto.FORWARD_SPEEDUP)
+    assert "validation tokens" in fast["reason"]
+    assert auto.choose_without_budget(1_000_000)["eval_tokens"] is None  # torch-rnn: the whole split
+
+
+def test_eval_tokens_cuts_what_each_evaluation_reads(tmp_path, small_corpus):
+    from rnnkit.training import train
+
+    result = train(TrainConfig(input_txt=[str(small_corpus)], checkpoint_name=str(tmp_path / "run/ck"), max_iters=3,
+                               rnn_size=16, wordvec_size=8, batch_size=4, seq_length=16, eval_tokens=300,
+                               progress="none", quiet=True))
+    import h5py
+    import torch.nn.functional as F
+
+    from rnnkit.core.checkpoint import load_checkpoint
+    from rnnkit.model.language_model import model_from_checkpoint
+
+    model = model_from_checkpoint(load_checkpoint(result.checkpoint)).eval()
+    with h5py.File(tmp_path / "run/corpus.h5") as f:
+        val = torch.from_numpy(f["val"][:300].astype("int64"))
+    lane = (len(val) - 1) // 4 // 16 * 16  # 4 lanes of whole 16-token batches, as the trainer cuts them
+    x = val[: 4 * ((len(val) - 1) // 4)].view(4, -1)[:, :lane]
+    y = val[1: 4 * ((len(val) - 1) // 4) + 1].view(4, -1)[:, :lane]
+    with torch.no_grad():
+        logits, _ = model(x)
+    expected = F.cross_entropy(logits.reshape(-1, logits.shape[-1]), y.reshape(-1) - 1).item()
+    assert result.best_val_loss == pytest.approx(expected, rel=1e-5)
+
+
+def test_eval_tokens_must_be_sensible():
+    with pytest.raises(Exception, match="--eval_tokens must be 2 or more"):
+        TrainConfig(input_h5="x.h5", input_json="x.json", eval_tokens=1)

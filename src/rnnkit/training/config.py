@@ -56,6 +56,9 @@ class TrainConfig:
     print_every: int = option(1, parse=int, group="output", compared=False)
     checkpoint_every: int = option(1000, "iterations between checkpoints (and evaluations), or auto",
                                    parse=int, auto=True, group="output")
+    eval_tokens: int | None = option(None, "evaluate on the first N tokens of the validation split (default: all), "
+                                     "or auto (an evaluation costs ~1%% of a time budget)", parse=int, auto=True,
+                                     group="output", metavar="N")
     checkpoint_name: str = option("cv/checkpoint", group="output", compared=False)
     force: bool = option(False, "overwrite the checkpoints of an earlier run", parse=None, group="output", compared=False)
     quiet: bool = option(False, parse=None, group="output", compared=False)
@@ -101,6 +104,8 @@ class TrainConfig:
                               f"(0.01 to 0.1 is usual), got {self.weight_decay}")
         if "checkpoint_every" not in pending and self.checkpoint_every < 0:
             raise ConfigError(f"--checkpoint_every must be 0 (only at the end) or more, got {self.checkpoint_every}")
+        if "eval_tokens" not in pending and self.eval_tokens is not None and self.eval_tokens < 2:
+            raise ConfigError(f"--eval_tokens must be 2 or more (or left out: the whole split), got {self.eval_tokens}")
         if self.max_iters is not None and self.max_iters <= 0:
             raise ConfigError(f"--max_iters must be positive, got {self.max_iters}")
         if self.time_budget is not None and self.time_budget <= 0:

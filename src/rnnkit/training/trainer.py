@@ -100,9 +100,13 @@ def open_data(cfg: TrainConfig, vocab: Vocab, device: torch.device, notice) -> D
     """The training and validation lanes of this rank, checked against the vocabulary."""
     rank, world = dist.rank(), dist.world_size()
     train = open_split(cfg.input_h5, "train")
-    val = open_split(cfg.input_h5, "val")
+    whole_val = open_split(cfg.input_h5, "val")
     check_ids(train, vocab, f"{cfg.input_h5} (train split)")
-    check_ids(val, vocab, f"{cfg.input_h5} (val split)")
+    check_ids(whole_val, vocab, f"{cfg.input_h5} (val split)")
+    val = whole_val[:cfg.eval_tokens] if cfg.eval_tokens else whole_val
+    if len(val) < len(whole_val) and not cfg.quiet:
+        notice(f"note: evaluations read the first {len(val):,} of the validation split's {len(whole_val):,} tokens "
+               "(--eval_tokens)")
     b, t = fit_lanes(len(train), cfg.batch_size, cfg.seq_length, world)
     if t != cfg.seq_length or b == 0:
         raise InputFileError(
@@ -122,7 +126,7 @@ def open_data(cfg: TrainConfig, vocab: Vocab, device: torch.device, notice) -> D
     if val_lanes is None and items is None:
         notice("note: the validation split is too small to evaluate; raise --val_frac at preprocess to see a validation loss")
     return Data(Lanes(train, b, cfg.seq_length, rank, world, pin=pin), val_lanes, b,
-                items[rank::world] if items is not None else None, newline_id, val)
+                items[rank::world] if items is not None else None, newline_id, whole_val)
 
 
 class Trainer:
