@@ -10,6 +10,7 @@ import torch
 from conftest import run_cli
 
 from rnnkit.cli import build_parser
+from rnnkit.core.device import cpu_bf16_rnn_failure, cpu_has_bf16_math
 from rnnkit.cli.lm import train_config_from_args
 from rnnkit.runs.metrics import read_metrics
 from rnnkit.training import TrainConfig, auto, probe
@@ -128,8 +129,11 @@ def test_a_budget_alone_measures_this_machine_and_counts_the_probe(tmp_path):
     assert r.returncode == 0, r.stderr
     config = json.loads((tmp_path / "run/config.json").read_text())
     choice = config["auto_choice"]
-    assert set(choice) == set(auto.AUTO_FIELDS) | {"reason", "probe_seconds"}
+    assert set(choice) - {"amp", "threads", "threads_tried"} == set(auto.AUTO_FIELDS) | {"reason", "probe_seconds"}
     assert 0 < choice["probe_seconds"] < 8
+    bf16_here = cpu_has_bf16_math() and cpu_bf16_rnn_failure("lstm") is None
+    assert choice.get("amp") == ("bf16" if bf16_here else None)  # --amp auto on a CPU: bf16 where it can train in it
+    assert config["amp"] == ("bf16" if bf16_here else "auto")
     first = read_metrics(tmp_path / "run")[0]
     assert first["time"] >= choice["probe_seconds"]  # the probe's time counts in the budget
     assert config["num_layers"] == 1  # ~500 characters: a small network
@@ -220,3 +224,16 @@ def test_eval_tokens_cuts_what_each_evaluation_reads(tmp_path, small_corpus):
 def test_eval_tokens_must_be_sensible():
     with pytest.raises(Exception, match="--eval_tokens must be 2 or more"):
         TrainConfig(input_h5="x.h5", input_json="x.json", eval_tokens=1)
+
+
+def test_bf16_on_a_cpu_is_auto_only_where_it_can_train(monkeypatch):
+    cpu = torch.device("cpu")
+    monkeypatch.setattr("rnnkit.core.device.cpu_has_bf16_math", lambda: True)
+    monkeypatch.setattr("rnnkit.core.device.cpu_bf16_rnn_failure", lambda model_type: None)
+    config = TrainConfig(input_h5="x.h5", input_json="x.json", time_budget=60.0)
+    assert auto.cpu_amp(config, cpu) == "bf16"
+    assert auto.cpu_amp(TrainConfig(input_h5="x.h5", input_json="x.json", time_budget=60.0, amp="off"), cpu) == "off"
+    monkeypatch.setattr("rnnkit.core.device.cpu_bf16_rnn_failure", lambda model_type: "no bf16 LSTM primitive")
+    assert auto.cpu_amp(config, cpu) == "auto"  # the probe fails: float32
+    monkeypatch.setattr("rnnkit.core.device.cpu_has_bf16_math", lambda: False)
+    assert auto.cpu_amp(config, cpu) == "auto"

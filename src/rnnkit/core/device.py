@@ -82,16 +82,16 @@ def check_cpu_bf16(model_type: str) -> None:
 
 
 # --amp bf16 on a CPU with bf16 instructions: on a Zen 5 core (torch 2.13, oneDNN) a 2-layer
-# LSTM step is 1.6-1.8x faster at 128-512 units but slower from 640 units on. The loss
-# after the same early steps is the same, but time-budgeted runs did not end lower than in
-# float32 (docs/performance.md, "Training in bfloat16 on a CPU"), so `auto` stays float32 on a CPU.
+# LSTM step is 1.6-1.8x faster at 128-512 units but slower from 640 units on, so under a time
+# budget `auto` takes bf16 only up to this width (training/auto.py: cpu_amp).
 CPU_BF16_MAX_RNN_SIZE = 512
 
 
 def autocast_dtype(amp: str, device: torch.device) -> torch.dtype | None:
     """What --amp auto|off|bf16|fp16 means on this device: the autocast dtype, or None for float32.
 
-    auto: on CUDA bf16 where the GPU has it, else fp16; on a CPU float32.
+    auto: on CUDA bf16 where the GPU has it, else fp16; on a CPU float32 (under a time budget
+    training/auto.py may resolve it to bf16 first).
     """
     if amp == "off" or device.type not in ("cuda", "cpu"):
         return None

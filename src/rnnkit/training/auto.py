@@ -159,6 +159,8 @@ def resolve_auto(cfg: TrainConfig) -> TrainConfig:
     choice = dist.from_rank0(_choose, cfg)
     picked = {k: choice[k] for k in wanted}
     auto_choice = {**picked, "reason": choice["reason"]}
+    if "amp" in choice:  # --amp auto on a CPU, decided with the sizes
+        picked["amp"] = auto_choice["amp"] = choice["amp"]
     if choice.get("threads_tried") and cfg.threads is None:  # measured here, so watched while training
         picked["threads"] = auto_choice["threads"] = choice["threads"]
         auto_choice["threads_tried"] = choice["threads_tried"]
@@ -170,7 +172,7 @@ def resolve_auto(cfg: TrainConfig) -> TrainConfig:
 
 
 def _choose(cfg: TrainConfig) -> dict:
-    from ..core.device import autocast_dtype, resolve_device
+    from ..core.device import CPU_BF16_MAX_RNN_SIZE, autocast_dtype, resolve_device
     from ..text.splits import open_split
     from ..text.vocab import Vocab
 
@@ -180,14 +182,33 @@ def _choose(cfg: TrainConfig) -> dict:
     vocab_size = len(Vocab.load(cfg.input_json))
     device = resolve_device(cfg.device, cfg.gpu)
     start = time.perf_counter()
-    prober = Prober(cfg, vocab_size, device, autocast_dtype(cfg.amp, device))
-    prober.pick_threads()
-    machine = f"on {device.type}" + (f" with {prober.speeds.thread_note}" if prober.speeds.thread_note else "") + ", "
-    choice = choose(tokens, cfg.time_budget, vocab_size, prober, machine, decided_shape(cfg))
+    amp = cpu_amp(cfg, device)
+    for attempt in ("bf16", "off") if amp == "bf16" else (cfg.amp,):
+        prober = Prober(cfg, vocab_size, device, autocast_dtype(attempt, device))
+        prober.pick_threads()
+        machine = f"on {device.type}" + (f" with {prober.speeds.thread_note}" if prober.speeds.thread_note else "") + ", "
+        choice = choose(tokens, cfg.time_budget, vocab_size, prober, machine, decided_shape(cfg))
+        if attempt != "bf16" or choice["rnn_size"] <= CPU_BF16_MAX_RNN_SIZE:
+            break  # wider, bf16 steps are slower than float32's: measure again in float32
+    if amp == "bf16":
+        choice["amp"] = attempt
+        choice["reason"] += ("; bf16 on this CPU's bfloat16 instructions (more steps in the budget: a lower loss on "
+                             "the benchmark corpora)" if attempt == "bf16" else f"; float32, as bf16 is slower above "
+                             f"{CPU_BF16_MAX_RNN_SIZE} units")
     choice.update(threads=prober.speeds.threads, probe_seconds=time.perf_counter() - start)
     if prober.speeds.thread_note:
         choice["threads_tried"] = sorted({prober.most_threads, 1}, reverse=True)
     return choice
+
+
+def cpu_amp(cfg: TrainConfig, device) -> str:
+    """--amp auto under a budget on a CPU: bf16 where the CPU has bf16 instructions and can train
+    this cell type in it (bench_amp.py: as low a loss or lower on every corpus measured)."""
+    from ..core.device import cpu_bf16_rnn_failure, cpu_has_bf16_math
+
+    if cfg.amp != "auto" or device.type != "cpu" or not cpu_has_bf16_math():
+        return cfg.amp
+    return "bf16" if cpu_bf16_rnn_failure(cfg.model_type) is None else cfg.amp
 
 
 def decided_shape(cfg: TrainConfig) -> tuple[int, int] | None:
