@@ -25,8 +25,9 @@ def demo(run_dir: str = "demo", time_budget: float = 120.0) -> None:
     args = build_parser().parse_args(["train", str(corpus), "--checkpoint_name", str(run / "checkpoint"),
                                       "--time_budget", f"{time_budget}s", "--print_every", "50", "--force"])
     result = train(train_config_from_args(args))
+    mixed = f", {result.mixed_val_loss:.3f} with its n-gram" if result.mixed_val_loss is not None else ""
     print(f"\ntrained {result.iteration} iterations in {result.seconds:.0f}s; best validation loss "
-          f"{result.best_val_loss:.3f} nats/char. A sample (temperature 0.8):\n")
+          f"{result.best_val_loss:.3f} nats/char{mixed}. A sample (temperature 0.8):\n")
     gen = Generator.load(run)
     print(gen.generate(SampleOptions(length=600, temperature=0.8, start_text="def ", seed=0))[0])
     print(f"\nNext: rnnkit sample --checkpoint {run} --temperature 0.5 --length 1000"
