@@ -73,17 +73,21 @@ def test_errors_are_shown(page):
 
 
 # ---- top-k, top-p, seed and list mode -----------------------------------------------------------
+def fill_and_generate(page, values: dict[str, str]) -> None:
+    """Set each control (the mode is a select, the rest are filled), then press Generate."""
+    for selector, value in values.items():
+        if selector == "#mode":
+            page.select_option(selector, value)
+        else:
+            page.fill(selector, value)
+    page.click("#generate")
+
+
 def test_seed_top_k_and_top_p_reach_the_server(page, server):
     from playwright.sync_api import expect
 
-    page.select_option("#mode", "text")
-    page.fill("#start", "The dog")
-    page.fill("#temperature", "1.5")
-    page.fill("#length", "200")
-    page.fill("#seed", "42")
-    page.fill("#top-k", "3")
-    page.fill("#top-p", "0.9")
-    page.click("#generate")
+    fill_and_generate(page, {"#mode": "text", "#start": "The dog", "#temperature": "1.5", "#length": "200",
+                             "#seed": "42", "#top-k": "3", "#top-p": "0.9"})
     expect(page.locator("#status")).to_contain_text("Done: 200 characters")
     expect(page.locator("#status")).to_contain_text("seed 42")
     body = {"start_text": "The dog", "length": 200, "temperature": 1.5, "top_k": 3, "top_p": 0.9, "seed": 42}
@@ -96,11 +100,7 @@ def test_seed_top_k_and_top_p_reach_the_server(page, server):
 def test_an_empty_seed_is_drawn_and_shown_so_a_run_repeats(page):
     from playwright.sync_api import expect
 
-    page.select_option("#mode", "text")
-    page.fill("#start", "Anna")
-    page.fill("#length", "100")
-    page.fill("#seed", "")
-    page.click("#generate")
+    fill_and_generate(page, {"#mode": "text", "#start": "Anna", "#length": "100", "#seed": ""})
     expect(page.locator("#status")).to_contain_text("Done: 100 characters")
     first = page.locator("#output").inner_text()
     seed = page.locator("#status").inner_text().rsplit("seed ", 1)[1]

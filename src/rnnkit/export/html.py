@@ -42,7 +42,8 @@ def export_html(generator, out: Path, train_lines: set[str] | None) -> Exported:
     title = page_title(generator.meta)
     ngram, notes = page_ngram(generator.mixture)
     data = page_data(generator, train_lines, title, ngram)
-    template = page_with_style((resources.files("rnnkit.export") / "static" / "page.html").read_text(encoding="utf-8"))
+    template = page_with_style((resources.files("rnnkit.export") / "static" / "page.html").read_text(encoding="utf-8"),
+                               serve=False)
     head, tail = template.split(DATA_SLOT)  # split, so no text in the data is ever taken for a slot
     page = head.replace(TITLE_SLOT, html.escape(title)) + script_json(data) + tail
     atomic_write_text(out, page)
