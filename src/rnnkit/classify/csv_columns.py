@@ -9,6 +9,7 @@ converted here, so the bad rows can be named (or left out with --skip_bad_rows).
 
 from __future__ import annotations
 
+from contextlib import closing
 from dataclasses import dataclass
 
 import numpy as np
@@ -72,11 +73,12 @@ def _read_checked(head: CsvHead, columns: list[Column], raw: list[str], bad: Bad
     with arrow_errors(head.path, head.what):
         reader = pcsv.open_csv(head.path, read_options=read_options(use_threads=False),
                                convert_options=text_columns(raw, only=True), parse_options=parse_options(bad.wrong_width))
-        for batch in reader:
-            ok = np.ones(batch.num_rows, dtype=bool)
-            for i, c in enumerate(columns):
-                chunks[c.name].append(_convert(batch.column(i), c, bad, ok, sum(map(len, keep))))
-            keep.append(ok)
+        with closing(reader):  # csv_head.read_head says why
+            for batch in reader:
+                ok = np.ones(batch.num_rows, dtype=bool)
+                for i, c in enumerate(columns):
+                    chunks[c.name].append(_convert(batch.column(i), c, bad, ok, sum(map(len, keep))))
+                keep.append(ok)
     return chunks, np.concatenate(keep) if keep else np.ones(0, dtype=bool)
 
 

@@ -5,6 +5,7 @@ pandas infer types; a later value that does not fit its column is a bad row."""
 from __future__ import annotations
 
 import csv
+from contextlib import closing
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -63,9 +64,12 @@ def read_head(path: str, what: str) -> CsvHead:
     if twice:
         raise InputFileError(f"{path}: the header names column {twice[0]!r} twice; give each column its own name")
     with arrow_errors(path, what):
-        reader = pcsv.open_csv(path, read_options=read_options(SAMPLE, use_threads=False),
-                               parse_options=parse_options(lambda row: "skip"), convert_options=text_columns(raw))
-        first = next(iter(reader), None)
+        # closed here, not at interpreter exit: pyarrow's read-ahead thread dying during
+        # finalization can abort the process (apache/arrow#34314), even after a clean error
+        with closing(pcsv.open_csv(path, read_options=read_options(SAMPLE, use_threads=False),
+                                   parse_options=parse_options(lambda row: "skip"),
+                                   convert_options=text_columns(raw))) as reader:
+            first = next(iter(reader), None)
     if first is None or first.num_rows == 0:
         raise InputFileError(f"{path} has a header but no {what}")
     sample = {n: pc.utf8_trim_whitespace(first.column(i)) for i, n in enumerate(names)}

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import argparse
 import importlib
+import os
 import sys
 
 from ..errors import RnnkitError
@@ -76,5 +77,21 @@ def main(argv: list[str] | None = None) -> int:
         return 1
 
 
+def run() -> None:
+    """The console script and `python -m rnnkit`: main(), then exit with its code.
+
+    pyarrow's thread pools can abort the process while the interpreter shuts down
+    (apache/arrow#34314, "terminate called without an active exception": seen here once, after
+    `classify train` had printed its one-line error), so a process that used pyarrow ends
+    without that shutdown, its output flushed first; nothing rnnkit writes waits for it
+    (files are written and closed before main returns)."""
+    code = main()
+    if "pyarrow" in sys.modules:
+        sys.stdout.flush()
+        sys.stderr.flush()
+        os._exit(code)
+    sys.exit(code)
+
+
 if __name__ == "__main__":
-    sys.exit(main())
+    run()
