@@ -182,7 +182,7 @@ def main(quick: bool = False, long: bool = False, extra: str = AUTO_FLAGS, bare:
 if __name__ == "__main__":
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--quick", action="store_true", help="30 s budgets instead of 100 s")
-    ap.add_argument("--long", action="store_true", help="the 15-minute budget (target 1.42)")
+    ap.add_argument("--long", action="store_true", help="the 15-minute budget (target 1.37, issue 21)")
     ap.add_argument("--flags", default=AUTO_FLAGS, help="rnnkit train flags beside --time_budget (default: none)")
     ap.add_argument("--no_bare", action="store_true", help="skip the bare reference (for trying flags)")
     a = ap.parse_args()

@@ -97,6 +97,22 @@ def test_the_reported_mixed_loss_is_what_scoring_the_validation_split_gives(run)
     assert alone.nats_per_token == pytest.approx(gen.meta["ngram"]["val_loss_network"], rel=1e-6)
 
 
+def test_the_mixture_is_fitted_on_what_an_evaluation_reads(tmp_path, corpus):
+    """--eval_tokens N: the weight is fitted (and the mixed loss reported) on the first N validation
+    tokens, not the whole split: fitting costs what one evaluation costs."""
+    import h5py
+
+    result = train_briefly(tmp_path, corpus[:80_000], max_iters=20, rnn_size=16, ngram=4, eval_tokens=1500)
+    record = json.loads(result.checkpoint.read_text())["ngram"]
+    assert record["val_tokens"] == 1500
+    gen = Generator.load(result.checkpoint, "cpu")
+    with h5py.File(tmp_path / "run" / "corpus.h5") as f:
+        val = f["val"][:].astype(np.int64)
+    assert len(val) > 5000
+    scored = scoring.score_ids(scoring.Reader(gen.model, None, gen.mixture), val[:1501], None)
+    assert scored.nats_per_token == pytest.approx(record["val_loss_mixed"], rel=1e-6)
+
+
 def test_score_next_tokens_and_sampling_use_the_mixture(run):
     _, result = run
     mixed, alone = Generator.load(result.checkpoint, "cpu"), Generator.load(result.checkpoint, "cpu", ngram=False)

@@ -149,3 +149,26 @@ def test_sorted_lookup_of_large_tables_matches(monkeypatch):
     plain = model.log_prob(held_out)
     monkeypatch.setattr(ngram, "SORTED_LOOKUP_KEYS", 64)
     np.testing.assert_array_equal(model.log_prob(held_out), plain)
+
+
+@pytest.mark.parametrize("path", ["two threads", "argsort"])
+def test_every_counting_path_gives_the_same_model(monkeypatch, path):
+    """Counting sorts packed (key, position) pairs, on two threads for long texts, or argsorts the
+    keys where a pair would not fit 63 bits: each path must count the same k-grams."""
+    from rnnkit.model import ngram
+
+    train, held_out = random_ids(30000, 6, seed=3), random_ids(3000, 6, seed=4)
+    plain = NGram.fit(train, 6, 5)
+    if path == "two threads":
+        monkeypatch.setattr(ngram, "PARALLEL_SORT_SIZE", 2)
+        monkeypatch.setattr(ngram.os, "sched_getaffinity", lambda pid: {0, 1}, raising=False)
+    else:
+        monkeypatch.setattr(ngram, "PACKED_BITS", 20)
+    other = NGram.fit(train, 6, 5)
+    for mine, theirs in zip(plain.levels, other.levels):
+        for name in ("keys", "counts", "context_total", "context_types"):
+            np.testing.assert_array_equal(getattr(mine, name), getattr(theirs, name))
+    np.testing.assert_array_equal(other.log_prob(held_out), plain.log_prob(held_out))
+    small = random_ids(400, 4, seed=5)
+    np.testing.assert_allclose(NGram.fit(small, 4, 3, discount=None).log_prob(small[:60]),
+                               ReferenceKN(small, 4, 3, None).log_prob(small[:60]), rtol=0, atol=1e-9)

@@ -14,17 +14,21 @@ uniform over the V tokens, so a token never seen in training still has probabili
 Counting is exact and vectorized: every k-gram gets a dense id, the index of its key
 among the sorted distinct keys of its order, and the key of a k-gram is
 (id of its first k-1 tokens) * (V + 1) + its last token, which fits int64 for any
-corpus and vocabulary. One np.unique per order counts the whole corpus.
+corpus and vocabulary. One sort per order counts the whole corpus.
 """
 
 from __future__ import annotations
 
+import os
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 
 import numpy as np
 
 DEFAULT_DISCOUNT = 0.75  # where the counts cannot estimate one
 MIN_DISCOUNT = 0.05  # a discount of 0 would give lower orders, and unseen tokens, no mass
+PARALLEL_SORT_SIZE = 1 << 20  # from this many k-grams, sort on two threads
+PACKED_BITS = 63  # a k-gram's key and its position are sorted as one int64 where they fit
 SORTED_LOOKUP_KEYS = 1 << 21  # from this many k-grams (16 MB of keys), look them up in sorted order
 
 
@@ -202,22 +206,88 @@ class _Grams:
     raw: list[np.ndarray]
     suffix: list[np.ndarray]  # suffix[k - 1][g]: the id of k-gram g without its first token
 
+    def add(self, keys: np.ndarray, raw: np.ndarray, suffix: np.ndarray) -> None:
+        self.keys.append(keys)
+        self.raw.append(raw.astype(np.int64, copy=False))
+        self.suffix.append(suffix)
+
 
 def _count_grams(ids: np.ndarray, vocab_size: int, max_order: int) -> _Grams:
-    keys, raw, suffix = [], [], []
-    previous = np.zeros(len(ids) + 1, dtype=np.int64)  # the empty gram ends at every position -1..n-1
-    for k in range(1, min(max_order, len(ids)) + 1):
-        uniq, current, counts = np.unique(previous[:-1] * (vocab_size + 1) + ids[k - 1:],
-                                          return_inverse=True, return_counts=True)
-        keys.append(uniq)
-        raw.append(counts.astype(np.int64))
-        suffix_of = np.empty(len(uniq), dtype=np.int64)
-        suffix_of[current] = previous[1:]  # the (k-1)-gram ending where the k-gram ends
-        suffix.append(suffix_of)
-        previous = current.astype(np.int64, copy=False)
-    for lst in (keys, raw, suffix):  # orders longer than the text: no k-grams
+    """Order 1 by a bincount; then order k from order k-1's ids, one sort per order."""
+    grams = _Grams([], [], [])
+    top = min(max_order, len(ids))
+    if top:
+        counts = np.bincount(ids, minlength=vocab_size + 1)
+        present = np.flatnonzero(counts)  # a 1-gram's key is its token: the empty context has id 0
+        rank = np.zeros(vocab_size + 1, dtype=np.int64)
+        rank[present] = np.arange(len(present))
+        grams.add(present, counts[present], np.zeros(len(present), dtype=np.int64))
+        previous = rank[ids]  # the id of the 1-gram ending at each position
+        space = _Space(len(ids))
+    for k in range(2, top + 1):
+        m = len(ids) - k + 1  # k-grams, ending at positions k-1..n-1
+        key_limit = len(grams.keys[-1]) * (vocab_size + 1)
+        pairs = space.sorted_pairs(previous[:m], vocab_size + 1, ids[k - 1:], key_limit)
+        starts = space.starts[:m]
+        starts[0] = True
+        np.not_equal(pairs.keys[1:], pairs.keys[:-1], out=starts[1:])
+        first = np.flatnonzero(starts)
+        # the (k-1)-gram that ends where the k-gram ends: the suffix, for continuation counts
+        grams.add(pairs.keys[first], np.diff(first, append=m), previous[1:][pairs.order[first]])
+        if k < top:
+            ids_sorted = np.cumsum(starts, out=space.rank[:m])
+            ids_sorted -= 1
+            previous = previous[:m]  # read for the last time above: its memory takes the new ids
+            previous[pairs.order] = ids_sorted
+    for lst in (grams.keys, grams.raw, grams.suffix):  # orders longer than the text: no k-grams
         lst += [np.zeros(0, dtype=np.int64)] * (max_order - len(lst))
-    return _Grams(keys, raw, suffix)
+    return grams
+
+
+@dataclass
+class _Pairs:
+    keys: np.ndarray  # sorted
+    order: np.ndarray  # the position of each sorted key
+
+
+class _Space:
+    """Working arrays of the corpus's length, reused by every order: allocating (page-faulting)
+    arrays this large costs about as much as the arithmetic on them."""
+
+    def __init__(self, n: int):
+        self.pairs, self.order, self.rank = (np.empty(n, dtype=np.int64) for _ in range(3))
+        self.starts = np.empty(n, dtype=bool)
+        self.position_bits = max(1, int(n - 1).bit_length())
+
+    def sorted_pairs(self, context: np.ndarray, scale: int, tokens: np.ndarray, key_limit: int) -> _Pairs:
+        """The keys context * scale + tokens, sorted, with their positions. Where a key and its
+        position fit one int64, one sort of the packed pairs (NumPy's vectorized sort, on
+        two threads) replaces a slower argsort."""
+        m, bits = len(tokens), self.position_bits
+        keys = np.multiply(context, scale, out=self.pairs[:m])
+        keys += tokens
+        if key_limit >= 1 << (PACKED_BITS - bits):
+            order = np.argsort(keys, kind="stable")
+            return _Pairs(keys[order], order)
+        keys <<= bits
+        keys |= np.arange(m, dtype=np.int64)
+        _sort(keys)
+        order = np.bitwise_and(keys, (1 << bits) - 1, out=self.order[:m])
+        keys >>= bits
+        return _Pairs(keys, order)
+
+
+def _sort(values: np.ndarray) -> None:
+    """In place; halves sorted on two threads (np.sort releases the GIL), then merged by a
+    stable sort, which finds the two sorted runs."""
+    cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1
+    if cores < 2 or len(values) < PARALLEL_SORT_SIZE:
+        values.sort()
+        return
+    half = len(values) // 2
+    with ThreadPoolExecutor(2) as pool:
+        list(pool.map(np.ndarray.sort, (values[:half], values[half:])))
+    values.sort(kind="stable")
 
 
 def _level(grams: _Grams, k: int, order: int, vocab_size: int, discount: float | None) -> Level:

@@ -24,10 +24,12 @@ from ..model.mixture import Mixture, fit_weight, save_tables
 from ..model.ngram import NGram
 
 MIN_ORDER = 2
-COUNT_SHARE = 0.1  # of a time budget, at most, spent counting
+# Of a time budget, at most, spent counting. It binds only on corpora of tens of MB, where the
+# network reads a small part of the text in the budget and the counts are the stronger model.
+COUNT_SHARE = 0.25
 PROBE_TOKENS = 100_000  # counted first, to measure this machine's counting speed
-MAX_COUNT_TOKENS = 20_000_000  # counted at most without a budget (memory: ~40 bytes a token)
-MAX_TABLE_GRAMS = 4_000_000  # k-grams of all levels in the saved tables (~20 bytes each)
+MAX_COUNT_TOKENS = 64_000_000  # counted at most (memory while counting: ~40 bytes a token)
+MAX_TABLE_GRAMS = 16_000_000  # k-grams of all levels in the saved tables (~20 bytes each)
 FIT_TOKENS = 500_000  # validation tokens the weight and order are fitted on, at most
 MIN_GAIN = 0.002  # nats per token the mixture must gain to be kept
 
@@ -67,23 +69,25 @@ def _grams(model: NGram) -> int:
 
 
 def fit(model: LanguageModel, models: dict[int, NGram], val_ids: np.ndarray | None, items: list | None,
-        newline_id: int | None) -> Fit | None:
-    """The best of these orders and its weight on the validation split (lines one by one for a
-    list corpus, else one stream); None when there is no validation split."""
+        newline_id: int | None, limit: int | None = None) -> Fit | None:
+    """The best of these orders and its weight on the start of the validation split (lines one
+    by one for a list corpus, else one stream), at most `limit` and FIT_TOKENS tokens; None when
+    there is no validation split."""
+    limit = min(FIT_TOKENS, limit or FIT_TOKENS)
     from ..sampling.score import Reader, block_nats, item_nats
 
     reader = Reader(model)
     if items is not None:
         taken, total = [], 0
         for item in items:
-            if total >= FIT_TOKENS:
+            if total >= limit:
                 break
             taken.append(np.concatenate([[newline_id], item]).astype(np.int64))
             total += len(item)
         net = np.concatenate(item_nats(reader, taken))
         ngram_logp = {n: np.concatenate([m.log_prob(seq)[1:] for seq in taken]) for n, m in models.items()}
     elif val_ids is not None and len(val_ids) > 1:
-        seq = np.asarray(val_ids[:FIT_TOKENS + 1], dtype=np.int64)
+        seq = np.asarray(val_ids[:limit + 1], dtype=np.int64)
         net = block_nats(reader, seq, 1, True)
         ngram_logp = {n: m.log_prob(seq)[1:] for n, m in models.items()}
     else:

@@ -493,7 +493,8 @@ class Trainer:
         data = self.data
         fit = mix_ngrams(list(dict.fromkeys(p for p in paths if p.is_file())), counted,
                          Path(f"{cfg.checkpoint_name}_ngram.safetensors"), self.device,
-                         lambda model, models: fit_ngrams(model, models, data.val_ids, data.val_items, data.newline_id))
+                         lambda model, models: fit_ngrams(model, models, data.val_ids, data.val_items, data.newline_id,
+                                                          limit=cfg.eval_tokens))
         if fit is None:
             progress.event("n-gram mixture: no validation split to fit it on; not used", important=True)
             return None
