@@ -50,7 +50,7 @@ def test_bad_values_are_one_line_usage_errors(capsys):
 def test_compare_and_auto_read_their_lists_from_the_fields():
     assert fields_where(TrainConfig, "auto") == AUTO_FIELDS
     assert set(AUTO_FIELDS) == {"rnn_size", "num_layers", "batch_size", "seq_length", "learning_rate", "dropout", "weight_decay",
-                                "early_stopping", "checkpoint_every", "ngram", "eval_tokens"}
+                                "early_stopping", "lr_plateau", "checkpoint_every", "ngram", "eval_tokens"}
     assert {"checkpoint_name", "quiet", "threads", "auto_choice"} <= NOT_COMPARED
     assert not {"rnn_size", "dropout", "learning_rate", "seed"} & NOT_COMPARED
 

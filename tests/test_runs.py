@@ -60,6 +60,17 @@ def stopped_early(tmp_path_factory):
 
 
 @pytest.fixture(scope="module")
+def plateaued(tmp_path_factory):
+    """As stopped_early, with --lr_plateau 2 and a constant learning rate (no step decay)."""
+    root = tmp_path_factory.mktemp("plateau")
+    cfg = dict(TINY, rnn_size=64, batch_size=4)
+    result = train(TrainConfig(input_txt=[str(_text(root, 3_000))], checkpoint_name=str(root / "run" / "checkpoint"),
+                               max_iters=600, learning_rate=0.03, lr_decay_every=0, checkpoint_every=10,
+                               early_stopping=2, lr_plateau=2, print_every=1, **cfg))
+    return root / "run", result
+
+
+@pytest.fixture(scope="module")
 def swept(tmp_path_factory):
     root = tmp_path_factory.mktemp("sweep")
     out = root / "sweeps" / "first"
@@ -127,6 +138,22 @@ def test_early_stopping_stops_when_validation_stops_improving(stopped_early):
     assert result.iteration < 400
     evals = [r["val_loss"] for r in _evals(read_metrics(run))]
     assert min(evals[-2:]) >= min(evals[:-2])  # the last two (the patience) did not improve
+
+
+def test_lr_plateau_goes_back_to_the_best_checkpoint_at_a_lower_rate_before_stopping(plateaued):
+    run, result = plateaued
+    records = read_metrics(run)
+    plateaus = [r for r in records if r.get("event") == "plateau"]
+    assert [p["lr_scale"] for p in plateaus] == pytest.approx([0.3, 0.09])
+    assert result.stopped == "early_stopping" and result.iteration < 600
+    for p in plateaus:  # back to the best checkpoint written so far, then steps at the lower rate
+        before = [r for r in _evals(records) if r["iteration"] <= p["iteration"]]
+        assert p["checkpoint"] == min(before, key=lambda r: r["val_loss"])["checkpoint"]
+        after = [r["lr"] for r in records if r.get("lr") is not None and r["iteration"] > p["iteration"]]
+        assert after[0] == pytest.approx(0.03 * p["lr_scale"])
+    last_plateau = plateaus[-1]["iteration"]
+    assert len([r for r in _evals(records) if r["iteration"] > last_plateau]) >= 2  # patience again before stopping
+    assert read_meta(result.checkpoint)["train_state"]["plateaus"] == 2
 
 
 def test_best_checkpoint_has_the_lowest_recorded_validation_loss(stopped_early):

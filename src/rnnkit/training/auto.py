@@ -35,7 +35,8 @@ WEIGHTS_PER_CHAR = 6.0  # and the network holds at most this many weights per tr
 WEIGHT_DECAY = 0.1  # AdamW's, under any budget
 PROBE_SHARE = 0.05  # at most this share of the budget goes to measuring speeds
 EVAL_PASSES = 1  # with many passes: evaluate (and checkpoint) every this many passes ...
-PATIENCE = 2  # ... and stop after this many evaluations without a better validation loss
+PATIENCE = 2  # ... and stop after this many evaluations without a better validation loss,
+PLATEAUS = 2  # having first gone back to the best checkpoint at a lower learning rate this many times
 WORDVEC = 64
 EVAL_SHARE = 0.01  # of the budget, at most, for one evaluation (a budget has about 8) ...
 FORWARD_SPEEDUP = 3  # ... which reads tokens ~3x as fast as training (a forward pass, no backward)
@@ -53,7 +54,7 @@ def network_weights(layers: int, width: int, vocab_size: int = 0) -> int:
 def choose_without_budget(train_tokens: int) -> dict:
     size = next(size for limit, size in SIZE_TABLE if train_tokens <= limit)
     return {"rnn_size": size, "num_layers": 2, "batch_size": 50, "seq_length": 50, "learning_rate": 2e-3,
-            "dropout": 0.0, "weight_decay": 0.0, "early_stopping": None, "checkpoint_every": 1000, "ngram": 0,
+            "dropout": 0.0, "weight_decay": 0.0, "early_stopping": None, "lr_plateau": 0, "checkpoint_every": 1000, "ngram": 0,
             "eval_tokens": None,
             "reason": f"{train_tokens:,} training tokens -> {size} units (torch-rnn's rule of thumb); "
                       "torch-rnn's batch 50 x 50, learning rate 2e-3"}
@@ -91,7 +92,7 @@ def choose(train_tokens: int, budget: float, vocab_size: int, speed: Callable[[i
     per_pass = max(1, train_tokens // (batch * seq))
     choice = {"rnn_size": width, "num_layers": layers, "batch_size": batch, "seq_length": seq, "learning_rate": lr,
               "dropout": dropout, "weight_decay": WEIGHT_DECAY,
-              "early_stopping": PATIENCE if many else None,
+              "early_stopping": PATIENCE if many else None, "lr_plateau": PLATEAUS if many else 0,
               "checkpoint_every": EVAL_PASSES * per_pass if many else 1000, "ngram": NGRAM_ORDER,
               "eval_tokens": max(MIN_EVAL_TOKENS, int(EVAL_SHARE * budget * rate * FORWARD_SPEEDUP))}
     choice["reason"] = (
@@ -99,7 +100,8 @@ def choose(train_tokens: int, budget: float, vocab_size: int, speed: Callable[[i
         f"training tokens); {layers}x{width} is the largest network shown >= {CHARS_PER_WEIGHT:g} characters per weight "
         f"with <= {WEIGHTS_PER_CHAR:g} weights per training character; batch {batch} x {seq} at learning rate {lr:g}, "
         f"weight decay {WEIGHT_DECAY:g}" + (f", dropout {dropout:g}" if dropout else "")
-        + (f"; evaluated every {EVAL_PASSES} passes, stopping after {PATIENCE} without a better loss" if many else "")
+        + (f"; evaluated every {EVAL_PASSES} passes; after {PATIENCE} without a better loss, back to the best "
+           f"checkpoint at 0.3x the learning rate ({PLATEAUS} times), then stopping" if many else "")
         + f"; evaluations read up to {choice['eval_tokens']:,} validation tokens (~{EVAL_SHARE:.0%} of the budget each)"
         + f"; a Kneser-Ney n-gram of order up to {NGRAM_ORDER} mixed in where it lowers the validation loss")
     return choice

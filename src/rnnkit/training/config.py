@@ -52,6 +52,9 @@ class TrainConfig:
                                  parse=float, auto=True, group="optimization")
     early_stopping: int | None = option(None, "stop after this many evaluations without a better validation loss, "
                                         "or auto", parse=int, auto=True, group="optimization", metavar="PATIENCE")
+    lr_plateau: int = option(0, "where early stopping would stop: go back to the best checkpoint and go on at "
+                             "0.3x the learning rate, up to N times, then stop; or auto (2 with early stopping "
+                             "under a time budget)", parse=int, auto=True, group="optimization", metavar="N")
     # output
     print_every: int = option(1, parse=int, group="output", compared=False)
     checkpoint_every: int = option(1000, "iterations between checkpoints (and evaluations), or auto",
@@ -112,6 +115,8 @@ class TrainConfig:
             raise ConfigError("--time_budget must be positive")
         if "early_stopping" not in pending and self.early_stopping is not None and self.early_stopping <= 0:
             raise ConfigError("--early_stopping must be a positive number of evaluations")
+        if "lr_plateau" not in pending and (isinstance(self.lr_plateau, bool) or self.lr_plateau < 0):
+            raise ConfigError(f"--lr_plateau must be 0 (off) or a number of returns to the best checkpoint, got {self.lr_plateau}")
         if "ngram" not in pending and (isinstance(self.ngram, bool) or self.ngram not in (0, *range(2, MAX_NGRAM_ORDER + 1))):
             raise ConfigError(f"--ngram must be 0 (off) or an order from 2 to {MAX_NGRAM_ORDER}, got {self.ngram}")
         if self.model_type not in ("lstm", "gru", "rnn"):

@@ -38,7 +38,8 @@ class TrainState:
     best_val: float | None = None
     last_val: float | None = None
     evals_since_best: int = 0
-    lr_scale: float = 1.0  # halved after each recovery from a numerical fault
+    lr_scale: float = 1.0  # halved after each recovery from a numerical fault, cut at each plateau
+    plateaus: int = 0  # returns to the best checkpoint at a lower learning rate (--lr_plateau)
     faults: int = 0
     elapsed_before: float = 0.0  # training seconds spent before this process took over
     best_checkpoint: str | None = None
@@ -67,6 +68,7 @@ class TrainState:
                 "best_checkpoint": self.best_checkpoint,
                 "evals_since_best": self.evals_since_best,
                 "lr_scale": self.lr_scale,
+                "plateaus": self.plateaus,
                 "faults": self.faults,
                 "elapsed": elapsed,
                 "world_size": dist.world_size(),
@@ -99,6 +101,7 @@ class TrainState:
         self.best_checkpoint = state.get("best_checkpoint")
         self.evals_since_best = state.get("evals_since_best", 0)
         self.lr_scale = state.get("lr_scale", 1.0)
+        self.plateaus = state.get("plateaus", 0)
         self.faults = state.get("faults", 0)
         self.elapsed_before = state.get("elapsed", 0.0)
         device = next(self.model.parameters()).device

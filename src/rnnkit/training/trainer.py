@@ -69,6 +69,7 @@ AGREE_EVERY = 10  # with several ranks: iterations between agreeing on the clock
 SYNC_EACH_STEP = ("cpu",)  # devices where reading the loss every step costs nothing
 MAX_CONSECUTIVE_FAULTS = 3  # skipped updates in a row before rolling back to the last checkpoint
 MAX_RECOVERIES = 3
+PLATEAU_FACTOR = 0.3  # --lr_plateau: the learning rate after each return to the best checkpoint
 NEW_LINES_SAMPLED = 200  # a list corpus: lines sampled at the end to tell how many are new
 
 
@@ -365,6 +366,25 @@ class Trainer:
         self.metrics_log({"iteration": state.iteration, "event": "restored", "checkpoint": self.last_saved.name,
                           "lr_scale": state.lr_scale})
 
+    def back_to_best(self, progress: Progress) -> bool:
+        """--lr_plateau: the best checkpoint's weights and optimizer state, at PLATEAU_FACTOR x the
+        learning rate (a lower rate finds the minimum the higher one kept stepping over)."""
+        state = self.state
+        if state.best_checkpoint is None or dist.world_size() > 1:
+            return False
+        path = self.cfg.run_dir / state.best_checkpoint
+        ckpt = load_checkpoint(path)
+        state.load_weights_and_optimizer(ckpt.tensors, ckpt.meta, str(path))
+        state.hidden = None
+        state.lr_scale *= PLATEAU_FACTOR
+        state.plateaus += 1
+        state.evals_since_best = 0
+        progress.event(f"no better validation loss in {self.cfg.early_stopping} evaluations: back to {path.name} at "
+                       f"{state.lr_scale:g}x the learning rate ({state.plateaus} of {self.cfg.lr_plateau})", important=True)
+        self.metrics_log({"iteration": state.iteration, "event": "plateau", "checkpoint": path.name,
+                          "lr_scale": state.lr_scale})
+        return True
+
     def read_loss(self, loss: torch.Tensor, progress: Progress) -> float | None:
         value, faults = self.stepper.read(loss)
         if faults.count:
@@ -459,6 +479,8 @@ class Trainer:
                 last_eval_time, _ = dist.agree(self.elapsed(), False)
                 eval_due = False
                 if cfg.early_stopping and state.evals_since_best >= cfg.early_stopping:
+                    if state.plateaus < cfg.lr_plateau and self.back_to_best(progress):
+                        continue
                     progress.event(f"early stopping: no better validation loss in {cfg.early_stopping} evaluations", important=True)
                     stopped = "early_stopping"
                     break
