@@ -48,26 +48,24 @@ def trained(tmp_path_factory):
     return root / "run", result
 
 
+def _train_until_it_stops(root: Path, **settings):
+    """3,000 characters at a high learning rate: validation loss soon stops improving."""
+    cfg = dict(TINY, rnn_size=64, batch_size=4, learning_rate=0.03, checkpoint_every=10, early_stopping=2)
+    result = train(TrainConfig(input_txt=[str(_text(root, 3_000))], checkpoint_name=str(root / "run" / "checkpoint"),
+                               **{**cfg, **settings}))
+    return root / "run", result
+
+
 @pytest.fixture(scope="module")
 def stopped_early(tmp_path_factory):
-    """3,000 characters at a high learning rate: validation loss soon stops improving."""
-    root = tmp_path_factory.mktemp("early")
-    cfg = dict(TINY, rnn_size=64, batch_size=4)
-    result = train(TrainConfig(input_txt=[str(_text(root, 3_000))], checkpoint_name=str(root / "run" / "checkpoint"),
-                               max_iters=400, learning_rate=0.03, checkpoint_every=10, early_stopping=2,
-                               print_every=10, **cfg))
-    return root / "run", result
+    return _train_until_it_stops(tmp_path_factory.mktemp("early"), max_iters=400, print_every=10)
 
 
 @pytest.fixture(scope="module")
 def plateaued(tmp_path_factory):
-    """As stopped_early, with --lr_plateau 2 and a constant learning rate (no step decay)."""
-    root = tmp_path_factory.mktemp("plateau")
-    cfg = dict(TINY, rnn_size=64, batch_size=4)
-    result = train(TrainConfig(input_txt=[str(_text(root, 3_000))], checkpoint_name=str(root / "run" / "checkpoint"),
-                               max_iters=600, learning_rate=0.03, lr_decay_every=0, checkpoint_every=10,
-                               early_stopping=2, lr_plateau=2, print_every=1, **cfg))
-    return root / "run", result
+    """With --lr_plateau 2 and a constant learning rate (no step decay)."""
+    return _train_until_it_stops(tmp_path_factory.mktemp("plateau"), max_iters=600, lr_decay_every=0, lr_plateau=2,
+                                 print_every=1)
 
 
 @pytest.fixture(scope="module")
