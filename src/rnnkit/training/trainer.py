@@ -356,15 +356,10 @@ class Trainer:
                 f"training diverged: the loss was not finite {faults.in_a_row} times in a row at iteration "
                 f"{state.iteration}; lower --learning_rate (now {self.cfg.learning_rate * state.lr_scale:g}) or --grad_clip"
             )
-        ckpt = load_checkpoint(self.last_saved)
-        state.load_weights_and_optimizer(ckpt.tensors, ckpt.meta, str(self.last_saved))
-        state.hidden = None
+        self.roll_back(self.last_saved, 0.5, "restored")
         self.recoveries += 1
-        state.lr_scale *= 0.5
         self.stepper.forget_faults()
         progress.event(f"restored {self.last_saved.name}; learning rate scaled by {state.lr_scale:g}", important=True)
-        self.metrics_log({"iteration": state.iteration, "event": "restored", "checkpoint": self.last_saved.name,
-                          "lr_scale": state.lr_scale})
 
     def back_to_best(self, progress: Progress) -> bool:
         """--lr_plateau: the best checkpoint's weights and optimizer state, at PLATEAU_FACTOR x the
@@ -373,17 +368,23 @@ class Trainer:
         if state.best_checkpoint is None or dist.world_size() > 1:
             return False
         path = self.cfg.run_dir / state.best_checkpoint
-        ckpt = load_checkpoint(path)
-        state.load_weights_and_optimizer(ckpt.tensors, ckpt.meta, str(path))
-        state.hidden = None
-        state.lr_scale *= PLATEAU_FACTOR
+        self.roll_back(path, PLATEAU_FACTOR, "plateau")
         state.plateaus += 1
         state.evals_since_best = 0
         progress.event(f"no better validation loss in {self.cfg.early_stopping} evaluations: back to {path.name} at "
                        f"{state.lr_scale:g}x the learning rate ({state.plateaus} of {self.cfg.lr_plateau})", important=True)
-        self.metrics_log({"iteration": state.iteration, "event": "plateau", "checkpoint": path.name,
-                          "lr_scale": state.lr_scale})
         return True
+
+    def roll_back(self, path: Path, lr_factor: float, event: str) -> None:
+        """The weights and optimizer state of checkpoint `path`, the learning rate scaled by
+        lr_factor, the hidden state reset; logged as `event`."""
+        state = self.state
+        ckpt = load_checkpoint(path)
+        state.load_weights_and_optimizer(ckpt.tensors, ckpt.meta, str(path))
+        state.hidden = None
+        state.lr_scale *= lr_factor
+        self.metrics_log({"iteration": state.iteration, "event": event, "checkpoint": path.name,
+                          "lr_scale": state.lr_scale})
 
     def read_loss(self, loss: torch.Tensor, progress: Progress) -> float | None:
         value, faults = self.stepper.read(loss)
