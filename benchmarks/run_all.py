@@ -26,6 +26,7 @@ import bench_export  # noqa: E402
 import bench_preprocess  # noqa: E402
 import bench_quality  # noqa: E402
 import bench_score  # noqa: E402
+import bench_slow_demo  # noqa: E402
 import bench_sample  # noqa: E402
 import bench_train_speed  # noqa: E402
 from common import machine  # noqa: E402
@@ -39,6 +40,7 @@ BENCHMARKS = {
     "export": bench_export.main,
     "score": bench_score.main,
     "busy": lambda quick: bench_busy.main(["--budget", "20s" if quick else "40s"]),
+    "slow_demo": lambda quick: bench_slow_demo.main(["--budget", "30s" if quick else "120s"]),
 }
 
 
