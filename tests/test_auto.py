@@ -165,6 +165,54 @@ def test_thread_watch_switches_when_steps_slow_down_and_back_when_they_recover(m
     assert counts[-1] == 2 and len(notes) == 2
 
 
+def test_dropout_watch_raises_dropout_when_the_measured_speed_projects_more_passes():
+    from rnnkit.training.dropout_watch import DropoutWatch
+
+    watch = DropoutWatch(budget=160, train_tokens=1000, dropout=0.0)
+    watch.start(0, 0)
+    assert not watch.due(5) and watch.due(10)  # every 1/16 of the budget
+    assert watch.check(10, 300) is None  # 30 tokens/s: 4.8 passes, still none
+    assert watch.check(20, 800) == 0.3 and watch.projected_passes == pytest.approx(7.8)  # faster now: 7.8 passes
+    assert watch.check(30, 1100) is None  # slower again: dropout is never lowered
+    assert watch.dropout == 0.3
+    assert watch.check(40, 5100) == 0.5  # 400 tokens/s: 53 passes
+    assert not watch.due(90)  # past half the budget it no longer looks
+
+
+def test_a_run_faster_than_its_probe_gets_the_dropout_of_the_passes_it_makes(monkeypatch, tmp_path):
+    """The probe is made to report a speed far below the real one (as when a core was busy
+    while it measured): auto picks no dropout; training measures the truth and raises it."""
+    from rnnkit.training import train
+
+    monkeypatch.setattr(probe, "measure", lambda *args: 50.0)
+    monkeypatch.setattr(torch, "set_num_threads", lambda n: None)  # this process's threads stay as they are
+    text = tmp_path / "names.txt"
+    text.write_text("\n".join(f"{a}{b}{c}a" for a in "bcdfgklmnprst" for b in "aeiou" for c in "lnrs") + "\n")
+    args = build_parser().parse_args(["train", str(text), "--checkpoint_name", str(tmp_path / "run/ck"),
+                                      "--time_budget", "6s", "--progress", "none", "--ngram", "0"])
+    result = train(train_config_from_args(args))
+    config = json.loads((tmp_path / "run/config.json").read_text())
+    assert config["auto_choice"]["dropout"] == 0.0  # the probe's few passes
+    raised = [r for r in read_metrics(tmp_path / "run") if r.get("event") == "dropout"]
+    assert raised and raised[-1]["dropout"] == 0.5 and raised[-1]["projected_passes"] > 50
+    last = json.loads(result.checkpoint.read_text())
+    assert last["model"]["dropout"] == 0.5  # checkpoints record the dropout the weights were trained with
+
+
+def test_a_typed_dropout_is_never_changed(monkeypatch, tmp_path):
+    from rnnkit.training import train
+
+    monkeypatch.setattr(probe, "measure", lambda *args: 50.0)
+    monkeypatch.setattr(torch, "set_num_threads", lambda n: None)  # this process's threads stay as they are
+    text = tmp_path / "names.txt"
+    text.write_text("\n".join(f"{a}{b}a" for a in "bcdfgklmnprst" for b in "aeiou") * 4 + "\n")
+    args = build_parser().parse_args(["train", str(text), "--checkpoint_name", str(tmp_path / "run/ck"),
+                                      "--time_budget", "3s", "--progress", "none", "--ngram", "0", "--dropout", "0"])
+    result = train(train_config_from_args(args))
+    assert not [r for r in read_metrics(tmp_path / "run") if r.get("event") == "dropout"]
+    assert json.loads(result.checkpoint.read_text())["model"]["dropout"] == 0.0
+
+
 def test_a_fine_tune_under_a_budget_keeps_the_checkpoints_shape():
     cfg = train_config_from_args(build_parser().parse_args(["train", "t.txt", "--time_budget", "1m", "--finetune", "cv/ck.json"]))
     assert "rnn_size" not in cfg.pending_auto() and "num_layers" not in cfg.pending_auto()

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, replace
 
 import torch
 import torch.nn as nn
@@ -63,6 +63,13 @@ class LanguageModel(nn.Module):
         if self.norm is not None:
             h = self.norm(h.transpose(1, 2)).transpose(1, 2)
         return self.head(self.drop(h)), state
+
+    def set_dropout(self, p: float) -> None:
+        """A new dropout for the rest of training; checkpoints record it."""
+        self.config = replace(self.config, dropout=p)
+        if self.config.num_layers > 1:
+            self.rnn.dropout = p
+        self.drop.p = p
 
     def num_parameters(self) -> int:
         return sum(p.numel() for p in self.parameters())

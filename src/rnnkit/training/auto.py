@@ -60,6 +60,12 @@ def choose_without_budget(train_tokens: int) -> dict:
                       "torch-rnn's batch 50 x 50, learning rate 2e-3"}
 
 
+def dropout_for(passes: float) -> float:
+    """Dropout for a budget that trains `passes` passes over the training split: none while each
+    character is seen a few times, more the more often the network sees it again."""
+    return 0.0 if passes <= 6 else 0.3 if passes <= 50 else 0.5
+
+
 def largest_shape(train_tokens: int, budget: float, vocab_size: int, speed: Callable[[int, int], float]) -> tuple[int, int, float]:
     """(layers, width, characters/s) of the largest shape that fits the data and the budget;
     `speed` tells a shape's characters/s. Shapes are tried small to large."""
@@ -87,7 +93,7 @@ def choose(train_tokens: int, budget: float, vocab_size: int, speed: Callable[[i
     batch = 12 if seen <= 5e6 else 16 if seen <= 5e7 else 32
     seq = 64
     lr = 5e-3 if width <= 256 else 3e-3
-    dropout = 0.0 if passes <= 6 else 0.3 if passes <= 50 else 0.5
+    dropout = dropout_for(passes)
     many = passes > 8 * EVAL_PASSES  # enough passes that overfitting, not the budget, ends the useful part
     per_pass = max(1, train_tokens // (batch * seq))
     choice = {"rnn_size": width, "num_layers": layers, "batch_size": batch, "seq_length": seq, "learning_rate": lr,

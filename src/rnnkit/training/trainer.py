@@ -63,6 +63,7 @@ from .state import (
     vocabulary_growth,
 )
 from .step import Faults, Stepper
+from .dropout_watch import DropoutWatch
 from .threads import ThreadWatch
 
 AGREE_EVERY = 10  # with several ranks: iterations between agreeing on the clock and on a stop signal
@@ -160,6 +161,8 @@ class Trainer:
         tried = cfg.auto_choice.get("threads_tried")  # auto measured the threads: keep measuring
         watched = tried and self.device.type == "cpu" and dist.world_size() == 1
         self.thread_watch = ThreadWatch(max(tried), self.notice) if watched else None
+        auto_dropout = cfg.time_budget is not None and "dropout" in cfg.auto_choice
+        self.dropout_watch = DropoutWatch(cfg.time_budget, len(self.data.train.data), model.config.dropout) if auto_dropout else None
         self.last_saved: Path | None = None
         self.stop_signal: int | None = None  # the first Ctrl-C or SIGTERM
         self.recoveries = 0
@@ -386,6 +389,19 @@ class Trainer:
         self.metrics_log({"iteration": state.iteration, "event": event, "checkpoint": path.name,
                           "lr_scale": state.lr_scale})
 
+    def revisit_dropout(self, progress: Progress, clock: float, tokens: int) -> None:
+        """auto's dropout again, from the passes the speed so far projects (dropout_watch.py)."""
+        before = self.model.config.dropout
+        dropout = self.dropout_watch.check(clock, tokens)
+        if dropout is None:
+            return
+        self.model.set_dropout(dropout)
+        passes = self.dropout_watch.projected_passes
+        self.metrics_log({"iteration": self.state.iteration, "event": "dropout", "dropout": dropout,
+                          "projected_passes": passes, "time": clock})
+        progress.event(f"auto: at the speed measured since, the budget trains ~{passes:.3g} passes over the data, more "
+                       f"than estimated at start-up: dropout {dropout:g} from here (was {before:g})", important=True)
+
     def read_loss(self, loss: torch.Tensor, progress: Progress) -> float | None:
         value, faults = self.stepper.read(loss)
         if faults.count:
@@ -441,6 +457,8 @@ class Trainer:
         t_window, n_window = time.perf_counter(), 0
         clock, _ = dist.agree(self.elapsed(), False)
         last_eval_time, eval_due, loss, stopped = clock, False, None, "finished"
+        if self.dropout_watch is not None:
+            self.dropout_watch.start(clock, state.iteration * tokens_per_step)
         while total is None or state.iteration < total:
             if state.iteration % agree_every == 0:
                 clock, stop = dist.agree(self.elapsed(), self.stop_signal is not None)
@@ -451,6 +469,8 @@ class Trainer:
                     stopped = "interrupted"
                     break
                 eval_due = eval_interval is not None and clock - last_eval_time >= eval_interval
+                if self.dropout_watch is not None and self.dropout_watch.due(clock):
+                    self.revisit_dropout(progress, clock, state.iteration * tokens_per_step)
             batch_index = state.iteration % lanes.num_batches
             if batch_index == 0:
                 state.hidden = None  # a new epoch starts every lane from its beginning
