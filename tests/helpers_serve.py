@@ -36,6 +36,21 @@ def make_checkpoint(folder: Path, text: str = TEXT, meta: dict | None = None, se
     )
 
 
+def ngram_record(folder: Path, text: str, order: int = 4, weight: float = 0.5, ngram_text: str | None = None,
+                 **measured) -> dict:
+    """An n-gram of `order` over `text`'s characters, counted on `ngram_text` (default: `text` three
+    times over), its tables saved in folder, and the record a checkpoint's "ngram" entry holds after
+    rnnkit train --ngram (`measured`: the losses training adds, e.g. val_loss_mixed)."""
+    from rnnkit.model.mixture import save_tables
+    from rnnkit.model.ngram import NGram
+
+    vocab = Vocab.build(sorted(set(text)), "char")
+    ngram = NGram.fit(vocab.encode(ngram_text or text * 3), len(vocab), order)
+    folder.mkdir(parents=True, exist_ok=True)
+    tables = folder / "checkpoint_1_ngram.safetensors"
+    return {"file": tables.name, "sha256": save_tables(ngram, tables), "order": order, "weight": weight, **measured}
+
+
 @contextlib.contextmanager
 def one_torch_thread() -> Iterator[None]:
     """Tiny models sample fastest on one thread; on a busy 2-core box more threads thrash."""

@@ -12,7 +12,7 @@ import numpy as np
 import pytest
 import torch
 from helpers_browser import needs_chromium
-from helpers_serve import TEXT
+from helpers_serve import TEXT, ngram_record
 
 from rnnkit.cli.parser import main
 from rnnkit.core.checkpoint import save_checkpoint
@@ -25,7 +25,7 @@ from rnnkit.errors import (
 )
 from rnnkit.export import export
 from rnnkit.model.language_model import LanguageModel, ModelConfig
-from rnnkit.model.mixture import Histories, Mixture, save_tables
+from rnnkit.model.mixture import Histories, Mixture
 from rnnkit.model.ngram import Level, NGram
 from rnnkit.sampling.generator import Generator
 from rnnkit.text.vocab import Vocab
@@ -58,14 +58,10 @@ def save_model(folder: Path, model_type: str = "lstm", layers: int = 2, batchnor
 
 
 def save_mixed_model(folder: Path, text: str = TEXT, ngram_text: str | None = None, order: int = 4,
-                     weight: float = 0.5, **kwargs) -> Path:
+                     weight: float = 0.5, measured: dict | None = None, **kwargs) -> Path:
     """save_model's model with an n-gram of `order` counted on `ngram_text` (default: `text`) mixed in,
     recorded in the checkpoint as rnnkit train --ngram records it."""
-    vocab = Vocab.build(sorted(set(text)), "char")
-    ngram = NGram.fit(vocab.encode(ngram_text or text * 3), len(vocab), order)
-    folder.mkdir(parents=True, exist_ok=True)
-    tables = folder / "checkpoint_1_ngram.safetensors"
-    record = {"file": tables.name, "sha256": save_tables(ngram, tables), "order": order, "weight": weight}
+    record = ngram_record(folder, text, order, weight, ngram_text, **(measured or {}))
     return save_model(folder, text=text, meta={"ngram": record, **kwargs.pop("meta", {})}, **kwargs)
 
 
@@ -173,6 +169,7 @@ def test_no_ngram_exports_the_network_alone(tmp_path, capsys):
     assert main([*base, str(tmp_path / "alone.html"), "--format", "html", "--no_ngram"]) == 0
     assert "--no_ngram left out the n-gram" in capsys.readouterr().err
     assert page_data(tmp_path / "alone.html")["ngram"] is None
+    assert page_data(tmp_path / "alone.html")["info"]["val_loss_mixed"] is None  # the header shows the network's loss
     assert main([*base, str(tmp_path / "alone.onnx"), "--format", "onnx", "--no_ngram"]) == 0
     assert "ngram" not in json.loads((tmp_path / "alone.onnx.json").read_text(encoding="utf-8"))
     assert not (tmp_path / "alone.onnx.ngram.safetensors").exists()
@@ -410,12 +407,14 @@ def python_distribution(g: Generator, text: str, temperature: float) -> tuple[np
 
 @needs_chromium
 def test_page_mixes_in_the_ngram_as_python_does(tmp_path, browser):
-    checkpoint = save_mixed_model(tmp_path / "run", order=5)
+    checkpoint = save_mixed_model(tmp_path / "run", order=5, meta={"val_loss": 1.9}, measured={"val_loss_mixed": 1.7})
     export(checkpoint, "html", tmp_path / "page.html")
     g = Generator.load(checkpoint, "cpu")
     page = open_page(browser, tmp_path / "page.html")
     assert page.evaluate("rnnkit.info.ngram") == {"order": 5, "weight": 0.5}
-    assert "+ 5-gram (network weight 0.50)" in page.inner_text("#model")
+    header = page.inner_text("#model")
+    assert "+ 5-gram (network weight 0.50)" in header
+    assert "val loss 1.700 (network alone 1.900)" in header  # the loss of what the page samples from, first
     # shorter than the 4 tokens the 5-gram reads (empty: after a newline), and longer
     for text in ["", "T", "Ann", "The quick brown", "Anna\nBella\nCa", "zzz"]:
         top = dict(g.next_tokens(text, k=len(g.vocab)))

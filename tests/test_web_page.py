@@ -7,7 +7,7 @@ import itertools
 import httpx
 import pytest
 from helpers_browser import needs_chromium
-from helpers_serve import make_checkpoint, running_server
+from helpers_serve import TEXT, make_checkpoint, ngram_record, running_server
 
 pytestmark = needs_chromium
 
@@ -48,6 +48,23 @@ def test_generate_streams_text(page):
     assert page.locator("#output .prime").inner_text() == "The dog"  # the start text, dimmed
     expect(page.locator("#generate")).to_be_enabled()
     expect(page.locator("#stop")).to_be_disabled()
+
+
+def test_the_header_names_the_ngram_and_the_loss_of_what_is_sampled(tmp_path, browser):
+    from playwright.sync_api import expect
+
+    record = ngram_record(tmp_path / "run", TEXT, order=3, weight=0.25, val_loss_mixed=1.7)
+    checkpoint = make_checkpoint(tmp_path / "run", meta={"ngram": record, "val_loss": 1.9})
+    with running_server(checkpoint) as url:
+        page = open_page(browser, url)
+        expect(page.locator("#model")).to_contain_text("+ 3-gram, network weight 0.25")
+        expect(page.locator("#model")).to_contain_text("val loss 1.700 (network alone 1.900)")
+        page.close()
+    with running_server(checkpoint, "--no_ngram") as url:  # the network alone: its own loss, no n-gram
+        page = open_page(browser, url)
+        expect(page.locator("#model")).to_contain_text("val loss 1.900")
+        assert "gram" not in page.locator("#model").inner_text() and "alone" not in page.locator("#model").inner_text()
+        page.close()
 
 
 def test_stop_ends_a_long_generation(page):

@@ -96,8 +96,14 @@ class Generator:
             "iteration": self.meta.get("iteration"),
             "val_loss": self.meta.get("val_loss"),
             "ngram": self.mixture.describe() if self.mixture else None,
+            "val_loss_mixed": self.mixed_val_loss(),
             "device": str(self.device),
         }
+
+    def mixed_val_loss(self) -> float | None:
+        """The validation loss of what this generator samples from, where training measured it
+        (the n-gram mixture's; None without one)."""
+        return (self.meta.get("ngram") or {}).get("val_loss_mixed") if self.mixture else None
 
     # ---- public API ------------------------------------------------------------------
     def generate(self, opts: SampleOptions | None = None, **kwargs) -> list[str]:
