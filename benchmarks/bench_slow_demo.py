@@ -70,16 +70,14 @@ def throttle(pid: int, share: float, stop: threading.Event, period: float = 0.02
         os.killpg(pid, signal.SIGCONT)
 
 
-def demo_figures(run: Path) -> dict:
-    from rnnkit.runs.metrics import read_metrics
+def demo_row(run: Path):
+    """The demo's run read as bench_corpora reads an rnnkit run (losses, iterations, auto's choice, lanes)."""
+    import bench_corpora as bc
 
-    records = read_metrics(run)
-    evals = [r["val_loss"] for r in records if r.get("val_loss") is not None]
-    mixed = [r for r in records if r.get("event") == "ngram" and r.get("ngram_order")]
-    config = json.loads((run / "config.json").read_text())
-    return {"network": min(evals), "mixed": mixed[-1]["val_loss_mixed"] if mixed else None,
-            "iterations": max(r.get("iteration", 0) for r in records),
-            "shape": f"{config['num_layers']}x{config['rnn_size']}", "auto": config.get("auto_choice") or {}}
+    h5 = next(run.rglob("*.h5"))
+    row = bc.Row("demo", "", "char", 0)
+    bc.read_rnnkit_run(bc.RnnkitRun(run, h5, h5.with_suffix(".json"), seconds=0.0), row)
+    return row
 
 
 def bare_loops(run: Path, budget: float) -> None:
@@ -92,11 +90,8 @@ def bare_loops(run: Path, budget: float) -> None:
     from rnnkit.training.schedule import eval_interval
 
     h5 = next(run.rglob("*.h5"))
-    config = json.loads((run / "config.json").read_text())
     train, val = np.asarray(open_split(h5, "train")), np.asarray(open_split(h5, "val"))
-    row = bc.Row("demo", "", "char", 0)
-    row.batch_size, row.seq_length, row.eval_tokens = int(config["batch_size"]), int(config["seq_length"]), config.get("eval_tokens")
-    lanes = bc.rnnkit_eval_lanes(train, val, row)
+    lanes = bc.rnnkit_eval_lanes(train, val, demo_row(run))
     vocab = len(Vocab.load(h5.with_suffix(".json")))
     for width in (128, 256):
         r = bc.bare_lstm(train, lanes, vocab, width, budget, eval_interval(budget))
@@ -130,13 +125,12 @@ def main(argv: list[str] | None = None) -> list[Result]:
     busy(on_core_zero, [sys.executable, "-m", "rnnkit", "demo", "--run_dir", str(run), "--time_budget", args.budget], env, args.cpu_share)
     lines = busy(on_core_zero, [sys.executable, __file__, "--budget", args.budget, "--bare_child", str(run)], env, args.cpu_share)
     bare = {r["width"]: r for r in map(json.loads, lines.splitlines())}
-    demo = demo_figures(run)
-    score = demo["mixed"] if demo["mixed"] is not None else demo["network"]
-    best_bare = min(r["best"] for r in bare.values())
+    demo = demo_row(run)
+    score, best_bare = demo.rnnkit, min(r["best"] for r in bare.values())
+    auto = demo.auto_choice
     print(f"  slow machine: fp32 matmul {gflops:.0f} GFLOP/s")
-    auto = demo["auto"]
-    print(f"  demo: auto {demo['shape']}, {demo['iterations']:,} iterations; "
-          f"best validation {score:.3f} nats/char with its n-gram (network alone {demo['network']:.3f})")
+    print(f"  demo: auto {auto.get('num_layers')}x{auto.get('rnn_size')}, {demo.rnnkit_iterations:,} iterations; "
+          f"best validation {score:.3f} nats/char with its n-gram (network alone {demo.rnnkit_best:.3f})")
     print(f"  auto's reason: {auto.get('reason')}")
     for width, r in bare.items():
         print(f"  bare 2x{width}: best {r['best']:.3f} (last {r['last']:.3f}), {r['iterations']:,} iterations")

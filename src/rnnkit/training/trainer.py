@@ -46,6 +46,7 @@ from .checkpoints import (
     write_checkpoint,
 )
 from .config import TrainConfig
+from .dropout_watch import DropoutWatch
 from .mixture import Counted
 from .mixture import count as count_ngrams
 from .mixture import describe as describe_mixture
@@ -63,7 +64,6 @@ from .state import (
     vocabulary_growth,
 )
 from .step import Faults, Stepper
-from .dropout_watch import DropoutWatch
 from .threads import ThreadWatch
 
 AGREE_EVERY = 10  # with several ranks: iterations between agreeing on the clock and on a stop signal
